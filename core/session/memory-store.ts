@@ -1,0 +1,102 @@
+import type { Subscription, Delivery } from "./types";
+import type { OutboundEntry, OutboundState, SessionRecord, SessionStore } from "./store";
+
+/** In-memory SessionStore: for tests and for anything that needs no durability. */
+export class MemorySessionStore implements SessionStore {
+  #record: SessionRecord | undefined;
+  #subscriptions = new Map<string, Subscription>();
+  #outbound = new Map<number, OutboundEntry>();
+  #nextSeq = 1;
+  #qos2 = new Set<number>();
+
+  load(): SessionRecord | undefined {
+    return this.#record && structuredCopy(this.#record);
+  }
+  save(record: SessionRecord): void {
+    this.#record = structuredCopy(record);
+  }
+  clear(): void {
+    this.#record = undefined;
+    this.#subscriptions.clear();
+    this.#outbound.clear();
+    this.#qos2.clear();
+  }
+
+  subscriptions(): Subscription[] {
+    return [...this.#subscriptions.values()].map((s) => ({ ...s }));
+  }
+  getSubscription(filter: string): Subscription | undefined {
+    const s = this.#subscriptions.get(filter);
+    return s && { ...s };
+  }
+  putSubscription(subscription: Subscription): void {
+    this.#subscriptions.set(subscription.filter, { ...subscription });
+  }
+  deleteSubscription(filter: string): boolean {
+    return this.#subscriptions.delete(filter);
+  }
+
+  enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number {
+    const seq = this.#nextSeq++;
+    this.#outbound.set(seq, { seq, delivery, state, ...(packetId !== undefined && { packetId }) });
+    return seq;
+  }
+  outbound(limit: number): OutboundEntry[] {
+    const out: OutboundEntry[] = [];
+    for (const e of this.#outbound.values()) {
+      if (out.length >= limit) break;
+      out.push({ ...e });
+    }
+    return out;
+  }
+  outboundCount(): number {
+    return this.#outbound.size;
+  }
+  outboundByPacketId(packetId: number): OutboundEntry | undefined {
+    for (const e of this.#outbound.values()) if (e.packetId === packetId && e.state !== "queued") return { ...e };
+    return undefined;
+  }
+  updateOutbound(seq: number, state: OutboundState, packetId?: number): void {
+    const e = this.#outbound.get(seq);
+    if (!e) return;
+    e.state = state;
+    if (packetId !== undefined) e.packetId = packetId;
+  }
+  deleteOutbound(seq: number): void {
+    this.#outbound.delete(seq);
+  }
+  dropOldestQueued(): boolean {
+    for (const e of this.#outbound.values()) {
+      if (e.state === "queued") return this.#outbound.delete(e.seq);
+    }
+    return false;
+  }
+
+  hasInboundQos2(packetId: number): boolean {
+    return this.#qos2.has(packetId);
+  }
+  addInboundQos2(packetId: number): void {
+    this.#qos2.add(packetId);
+  }
+  deleteInboundQos2(packetId: number): boolean {
+    return this.#qos2.delete(packetId);
+  }
+  inboundQos2Count(): number {
+    return this.#qos2.size;
+  }
+}
+
+function structuredCopy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, replacer), reviver) as T;
+}
+
+// Will payloads are bytes; keep them bytes through the copy.
+function replacer(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? { $bytes: Array.from(value) } : value;
+}
+function reviver(_key: string, value: unknown): unknown {
+  if (value && typeof value === "object" && "$bytes" in value) {
+    return new Uint8Array((value as { $bytes: number[] }).$bytes);
+  }
+  return value;
+}

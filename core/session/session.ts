@@ -1,0 +1,757 @@
+import {
+  ReasonCode,
+  type AckPacket,
+  type ConnectPacket,
+  type DisconnectPacket,
+  type Packet,
+  type Properties,
+  type ProtocolVersion,
+  type PublishPacket,
+  type SubscribePacket,
+  type UnsubscribePacket,
+} from "../mqtt/packets";
+import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
+import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
+import { to311ReturnCode } from "./admit";
+import type { ConnectionState, OutboundEntry, SessionRecord, SessionStore } from "./store";
+import type { BrokerLimits, Delivery, Effect, Message, MessageProperties, SubscribeRequest, Subscription } from "./types";
+
+const NEVER = 0xffffffff;
+const MAX_PACKET_ID = 0xffff;
+/** The largest packet MQTT can express: remaining length 268,435,455 plus a 5-byte header. */
+const PROTOCOL_MAX_PACKET = 268_435_460;
+
+interface PendingAck {
+  ticket: number;
+  packetId: number;
+  qos: 1 | 2;
+  done: boolean;
+  matched: number;
+}
+
+interface PendingSubscribe {
+  packetId: number;
+  reasonCodes: number[];
+}
+
+/**
+ * The MQTT session state machine of one client identifier. It performs no I/O: each input
+ * returns the effects its host must carry out, in order. State that must outlive the
+ * process lives in the SessionStore; the rest is rebuilt from it, so the host may be
+ * hibernated or evicted between any two inputs.
+ */
+export class Session {
+  readonly #store: SessionStore;
+  readonly #limits: BrokerLimits;
+  #record: SessionRecord | undefined;
+  #loaded = false;
+  #lastPacketId: number | undefined;
+  #nextTicket = 1;
+  /** Inbound QoS 1/2 publishes being routed, in arrival order: acks go out in that order [MQTT-4.6.0-2]. */
+  #pendingAcks: PendingAck[] = [];
+  #pendingSubscribes = new Map<number, PendingSubscribe>();
+
+  readonly #topicLimits: TopicLimits;
+
+  constructor(store: SessionStore, limits: BrokerLimits) {
+    this.#store = store;
+    this.#limits = limits;
+    this.#topicLimits = { maxBytes: limits.maxTopicLength, maxLevels: limits.maxTopicLevels };
+  }
+
+  get record(): SessionRecord | undefined {
+    if (!this.#loaded) {
+      this.#record = this.#store.load();
+      this.#loaded = true;
+    }
+    return this.#record;
+  }
+
+  get connected(): boolean {
+    return this.record?.connected ?? false;
+  }
+
+  get protocolVersion(): ProtocolVersion {
+    return this.record?.protocolVersion ?? 4;
+  }
+
+  /** Epoch ms of the next Will or session expiry deadline, if any. */
+  nextDeadline(): number | undefined {
+    const r = this.record;
+    if (!r) return undefined;
+    const times = [r.willAt, r.connected ? undefined : r.expiresAt].filter((t): t is number => t !== undefined);
+    return times.length ? Math.min(...times) : undefined;
+  }
+
+  // ---------------------------------------------------------------- CONNECT
+
+  /**
+   * A CONNECT for this client identifier, already decoded and checked by the codec. If a
+   * connection is still attached, the host has closed it and called `connectionLost` first.
+   */
+  connect(packet: ConnectPacket, now: number, assignedClientId = false): Effect[] {
+    const effects: Effect[] = [];
+    const v = packet.protocolVersion;
+    const props = packet.properties ?? {};
+
+    if (v === 5 && props.authenticationMethod !== undefined) {
+      // Enhanced authentication is not offered [MQTT-4.12.0-1].
+      return this.#refuse(v, ReasonCode.BadAuthenticationMethod, "enhanced authentication is not supported");
+    }
+    if (packet.will) {
+      const bad = this.#checkTopicName(packet.will.topic);
+      if (bad !== undefined) return this.#refuse(v, bad, "invalid Will topic");
+    }
+
+    let record = this.record;
+    if (record && record.connected) {
+      // The host must have detached the previous connection; be safe if it did not.
+      effects.push(...this.connectionLost(ReasonCode.SessionTakenOver, now));
+      record = this.record;
+    }
+    if (record && record.expiresAt !== undefined && record.expiresAt <= now) {
+      effects.push(...this.#end(now));
+      record = undefined;
+    }
+    if (record && packet.clean) {
+      // Clean Start: the existing session ends now, and a pending Will with it [MQTT-3.1.2-4].
+      effects.push(...this.#end(now));
+      record = undefined;
+    }
+    const sessionPresent = record !== undefined;
+    if (record?.willAt !== undefined) {
+      // Reconnected before the Will Delay elapsed: the Will is not sent [MQTT-3.1.3-9].
+      delete record.willAt;
+      delete record.will;
+    }
+
+    let expiryInterval: number;
+    if (v === 5) expiryInterval = props.sessionExpiryInterval ?? 0;
+    else expiryInterval = packet.clean ? 0 : NEVER;
+    const grantedExpiry = Math.min(expiryInterval, this.#limits.maxSessionExpiry);
+
+    let keepAlive = packet.keepAlive;
+    let serverKeepAlive: number | undefined;
+    if (keepAlive > this.#limits.maxKeepAlive || (keepAlive === 0 && v === 5 && this.#limits.maxKeepAlive > 0)) {
+      if (v === 5) {
+        keepAlive = this.#limits.maxKeepAlive;
+        serverKeepAlive = keepAlive; // [MQTT-3.2.2-21]
+      }
+    }
+
+    const connection: ConnectionState = {
+      keepAlive,
+      receiveMaximum: props.receiveMaximum ?? 65535,
+      maximumPacketSize: props.maximumPacketSize ?? PROTOCOL_MAX_PACKET,
+      topicAliasMaximum: v === 5 ? (props.topicAliasMaximum ?? 0) : 0,
+      outboundAliases: {},
+      inboundAliases: {},
+      requestProblemInformation: props.requestProblemInformation !== 0,
+      connectedAt: now,
+      ...(packet.username !== undefined && { username: packet.username }),
+    };
+    const next: SessionRecord = {
+      clientId: packet.clientId,
+      protocolVersion: v,
+      expiryInterval: grantedExpiry,
+      connected: true,
+      lastPacketId: record?.lastPacketId ?? 0,
+      connection,
+      ...(packet.will && { will: packet.will }),
+    };
+    this.#save(next);
+    this.#lastPacketId = next.lastPacketId;
+    this.#pendingAcks = [];
+    this.#pendingSubscribes.clear();
+
+    const connackProps: Properties | undefined =
+      v === 5
+        ? {
+            receiveMaximum: this.#limits.receiveMaximum,
+            maximumPacketSize: this.#limits.maximumPacketSize,
+            topicAliasMaximum: this.#limits.topicAliasMaximum,
+            retainAvailable: 1,
+            wildcardSubscriptionAvailable: 1,
+            subscriptionIdentifierAvailable: 1,
+            sharedSubscriptionAvailable: 1,
+            ...(assignedClientId && { assignedClientIdentifier: packet.clientId }),
+            ...(serverKeepAlive !== undefined && { serverKeepAlive }),
+            ...(grantedExpiry !== expiryInterval && { sessionExpiryInterval: grantedExpiry }),
+          }
+        : undefined;
+    effects.push(
+      this.#send({
+        type: "connack",
+        sessionPresent, // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+        reasonCode: ReasonCode.Success,
+        ...(connackProps && { properties: connackProps }),
+      }),
+    );
+    effects.push({
+      kind: "presence",
+      event: {
+        clientId: packet.clientId,
+        online: true,
+        at: now,
+        protocolVersion: v,
+        ...(packet.username !== undefined && { username: packet.username }),
+      },
+    });
+    // Resend unacknowledged messages with DUP, then the queue [MQTT-4.4.0-1].
+    effects.push(...this.#resendInFlight(now));
+    effects.push(...this.#drain(now));
+    return effects;
+  }
+
+  #refuse(v: ProtocolVersion, reason: number, reasonString: string): Effect[] {
+    return [
+      this.#sendAs(v, {
+        type: "connack",
+        sessionPresent: false, // [MQTT-3.2.2-6]
+        reasonCode: v === 5 ? reason : to311ReturnCode(reason),
+        ...(v === 5 && { properties: { reasonString } }),
+      }),
+      { kind: "close", reason },
+    ];
+  }
+
+  // ---------------------------------------------------------------- packets
+
+  /** A packet from the attached client, after CONNECT. */
+  packet(packet: Packet, now: number): Effect[] {
+    if (!this.connected) return [];
+    switch (packet.type) {
+      case "publish":
+        return this.#onPublish(packet, now);
+      case "puback":
+        return this.#onPuback(packet, now);
+      case "pubrec":
+        return this.#onPubrec(packet, now);
+      case "pubrel":
+        return this.#onPubrel(packet);
+      case "pubcomp":
+        return this.#onPubcomp(packet, now);
+      case "subscribe":
+        return this.#onSubscribe(packet, now);
+      case "unsubscribe":
+        return this.#onUnsubscribe(packet);
+      case "pingreq":
+        return [this.#send({ type: "pingresp" })]; // [MQTT-3.12.4-1]
+      case "disconnect":
+        return this.#onDisconnect(packet, now);
+      case "connect":
+        // A second CONNECT is a Protocol Error [MQTT-3.1.0-2].
+        return this.protocolError(ReasonCode.ProtocolError, "second CONNECT", now);
+      case "auth":
+        return this.protocolError(ReasonCode.ProtocolError, "AUTH without an authentication method", now);
+      default:
+        // Server-to-client packet types must not come from a client.
+        return this.protocolError(ReasonCode.ProtocolError, `unexpected ${packet.type.toUpperCase()}`, now);
+    }
+  }
+
+  /** The client broke the protocol: tell it why (5.0), close, and treat as an ungraceful loss. */
+  protocolError(reason: number, reasonString: string, now: number): Effect[] {
+    const effects: Effect[] = [];
+    if (this.protocolVersion === 5 && this.connected) {
+      effects.push(this.#send({ type: "disconnect", reasonCode: reason, properties: { reasonString } }));
+    }
+    effects.push({ kind: "close", reason });
+    effects.push(...this.connectionLost(reason, now));
+    return effects;
+  }
+
+  #onPublish(packet: PublishPacket, now: number): Effect[] {
+    const record = this.record!;
+    const conn = record.connection!;
+    const props = packet.properties ?? {};
+    let topic = packet.topic;
+
+    if (props.subscriptionIdentifiers?.length) {
+      // A PUBLISH from a client must not carry Subscription Identifiers [MQTT-3.3.4-6].
+      return this.protocolError(ReasonCode.ProtocolError, "Subscription Identifier on PUBLISH", now);
+    }
+    if (props.topicAlias !== undefined) {
+      const alias = props.topicAlias;
+      if (alias === 0 || alias > this.#limits.topicAliasMaximum) {
+        return this.protocolError(ReasonCode.TopicAliasInvalid, "topic alias out of range", now); // [MQTT-3.3.2-9]
+      }
+      if (topic === "") {
+        const known = conn.inboundAliases[alias];
+        if (known === undefined) return this.protocolError(ReasonCode.ProtocolError, "unknown topic alias", now);
+        topic = known;
+      } else if (conn.inboundAliases[alias] !== topic) {
+        conn.inboundAliases[alias] = topic;
+        this.#save(record);
+      }
+    } else if (topic === "") {
+      return this.protocolError(ReasonCode.ProtocolError, "empty topic without topic alias", now); // [MQTT-4.7.3-1]
+    }
+    const badTopic = this.#checkTopicName(topic);
+    if (badTopic !== undefined) {
+      if (record.protocolVersion === 5 && packet.qos > 0) {
+        return [this.#ack(packet.qos === 1 ? "puback" : "pubrec", packet.packetId!, badTopic)];
+      }
+      return this.protocolError(badTopic, "topic name invalid", now);
+    }
+
+    const message: Message = {
+      topic,
+      payload: packet.payload,
+      qos: packet.qos,
+      retain: packet.retain,
+      origin: record.clientId,
+      ...messageProperties(props),
+      ...(props.messageExpiryInterval !== undefined && { expiresAt: now + props.messageExpiryInterval * 1000 }),
+    };
+
+    if (packet.qos === 0) return [{ kind: "route", message }];
+
+    const packetId = packet.packetId!;
+    if (packet.qos === 2 && this.#store.hasInboundQos2(packetId)) {
+      // A retransmission of a publish we own already: acknowledge, do not deliver again [MQTT-4.3.3-9].
+      if (this.#pendingAcks.some((p) => p.packetId === packetId && p.qos === 2)) return [];
+      return [this.#ack("pubrec", packetId, ReasonCode.Success)];
+    }
+    const inFlight = this.#pendingAcks.length + this.#store.inboundQos2Count();
+    if (inFlight >= this.#limits.receiveMaximum) {
+      // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9].
+      return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
+    }
+    if (packet.qos === 2) this.#store.addInboundQos2(packetId);
+    const ticket = this.#nextTicket++;
+    this.#pendingAcks.push({ ticket, packetId, qos: packet.qos, done: false, matched: 0 });
+    return [{ kind: "route", message, ticket }];
+  }
+
+  /** A routed QoS 1/2 publish is durably accepted by every subscriber's session. */
+  routed(ticket: number, matched: number): Effect[] {
+    const pending = this.#pendingAcks.find((p) => p.ticket === ticket);
+    if (!pending) return [];
+    pending.done = true;
+    pending.matched = matched;
+    const effects: Effect[] = [];
+    while (this.#pendingAcks[0]?.done) {
+      const p = this.#pendingAcks.shift()!;
+      const reason = p.matched === 0 && this.protocolVersion === 5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success;
+      effects.push(this.#ack(p.qos === 1 ? "puback" : "pubrec", p.packetId, reason));
+    }
+    return effects;
+  }
+
+  /** Routing a QoS 1/2 publish failed: answer with an error reason (5.0) or drop the connection (3.1.1). */
+  routeFailed(ticket: number, now: number): Effect[] {
+    const index = this.#pendingAcks.findIndex((p) => p.ticket === ticket);
+    if (index < 0) return [];
+    const p = this.#pendingAcks[index]!;
+    if (p.qos === 2) this.#store.deleteInboundQos2(p.packetId);
+    if (this.protocolVersion === 5) {
+      this.#pendingAcks.splice(index, 1);
+      return [this.#ack(p.qos === 1 ? "puback" : "pubrec", p.packetId, ReasonCode.ImplementationSpecificError)];
+    }
+    return this.protocolError(ReasonCode.UnspecifiedError, "could not route message", now);
+  }
+
+  #onPubrel(packet: AckPacket): Effect[] {
+    const known = this.#store.deleteInboundQos2(packet.packetId);
+    // [MQTT-4.3.3-11] PUBCOMP with the same packet identifier, 0x92 when we do not know it.
+    return [this.#ack("pubcomp", packet.packetId, known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound)];
+  }
+
+  #onPuback(packet: AckPacket, now: number): Effect[] {
+    const entry = this.#store.outboundByPacketId(packet.packetId);
+    if (!entry || entry.delivery.qos !== 1) return [];
+    this.#store.deleteOutbound(entry.seq); // [MQTT-4.3.2-?] the packet identifier becomes free
+    return this.#drain(now);
+  }
+
+  #onPubrec(packet: AckPacket, now: number): Effect[] {
+    const entry = this.#store.outboundByPacketId(packet.packetId);
+    if (!entry || entry.delivery.qos !== 2) {
+      return [this.#ack("pubrel", packet.packetId, ReasonCode.PacketIdentifierNotFound)];
+    }
+    if ((packet.reasonCode ?? 0) >= 0x80) {
+      // The receiver refused the message: the exchange ends here (5.0 4.3.3).
+      this.#store.deleteOutbound(entry.seq);
+      return this.#drain(now);
+    }
+    if (entry.state !== "released") this.#store.updateOutbound(entry.seq, "released");
+    return [this.#ack("pubrel", packet.packetId, ReasonCode.Success)]; // [MQTT-4.3.3-4]
+  }
+
+  #onPubcomp(packet: AckPacket, now: number): Effect[] {
+    const entry = this.#store.outboundByPacketId(packet.packetId);
+    if (!entry || entry.state !== "released") return [];
+    this.#store.deleteOutbound(entry.seq);
+    return this.#drain(now);
+  }
+
+  // ---------------------------------------------------------------- SUBSCRIBE
+
+  #onSubscribe(packet: SubscribePacket, now: number): Effect[] {
+    const v = this.protocolVersion;
+    const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
+    const reasonCodes: number[] = [];
+    const requests: SubscribeRequest[] = [];
+    let count = this.#store.subscriptions().length;
+
+    for (const sub of packet.subscriptions) {
+      const filter = sub.topicFilter;
+      const shared = filter.startsWith("$share/");
+      if (shared && sub.noLocal) {
+        // No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4].
+        return this.protocolError(ReasonCode.ProtocolError, "No Local on a shared subscription", now);
+      }
+      const bad = this.#checkTopicFilter(filter);
+      if (bad !== undefined) {
+        reasonCodes.push(v === 5 ? bad : 0x80);
+        continue;
+      }
+      const existing = this.#store.getSubscription(filter);
+      if (!existing && count >= this.#limits.maxSubscriptionsPerClient) {
+        reasonCodes.push(v === 5 ? ReasonCode.QuotaExceeded : 0x80);
+        continue;
+      }
+      if (!existing) count++;
+      const subscription: Subscription = {
+        filter,
+        qos: sub.qos,
+        noLocal: sub.noLocal ?? false,
+        retainAsPublished: sub.retainAsPublished ?? false,
+        retainHandling: sub.retainHandling ?? 0,
+        ...(subscriptionId !== undefined && { subscriptionId }),
+      };
+      // A subscription to the same filter replaces the previous one [MQTT-3.8.4-3].
+      this.#store.putSubscription(subscription);
+      const wantRetained =
+        !shared && // Retained messages are not sent for shared subscriptions [MQTT-4.8.2-?] (5.0 4.8.2)
+        (subscription.retainHandling === 0 || (subscription.retainHandling === 1 && !existing)); // [MQTT-3.3.1-9] [MQTT-3.3.1-10]
+      requests.push({ subscription, wantRetained });
+      reasonCodes.push(sub.qos); // granted QoS: we support up to 2 [MQTT-3.9.3-?]
+    }
+
+    if (requests.length === 0) {
+      return [this.#send({ type: "suback", packetId: packet.packetId, reasonCodes })];
+    }
+    const ticket = this.#nextTicket++;
+    this.#pendingSubscribes.set(ticket, { packetId: packet.packetId, reasonCodes });
+    return [{ kind: "subscribe", ticket, subscriptions: requests }];
+  }
+
+  /** The shards hold the new subscriptions: acknowledge [MQTT-3.8.4-1]. Retained messages follow via `deliver`. */
+  subscribed(ticket: number): Effect[] {
+    const pending = this.#pendingSubscribes.get(ticket);
+    if (!pending) return [];
+    this.#pendingSubscribes.delete(ticket);
+    return [this.#send({ type: "suback", packetId: pending.packetId, reasonCodes: pending.reasonCodes })];
+  }
+
+  #onUnsubscribe(packet: UnsubscribePacket): Effect[] {
+    const removed: string[] = [];
+    const reasonCodes = packet.topicFilters.map((filter) => {
+      if (this.#store.deleteSubscription(filter)) {
+        removed.push(filter);
+        return ReasonCode.Success;
+      }
+      return ReasonCode.NoSubscriptionExisted;
+    });
+    const effects: Effect[] = [];
+    if (removed.length) effects.push({ kind: "unsubscribe", filters: removed });
+    // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; reason codes only in 5.0.
+    effects.push(
+      this.#send({
+        type: "unsuback",
+        packetId: packet.packetId,
+        ...(this.protocolVersion === 5 && { reasonCodes }),
+      }),
+    );
+    return effects;
+  }
+
+  // ---------------------------------------------------------------- DISCONNECT and loss
+
+  #onDisconnect(packet: DisconnectPacket, now: number): Effect[] {
+    const record = this.record!;
+    const reason = packet.reasonCode ?? ReasonCode.NormalDisconnection;
+    const newExpiry = packet.properties?.sessionExpiryInterval;
+    if (newExpiry !== undefined) {
+      if (record.expiryInterval === 0 && newExpiry !== 0) {
+        // Cannot turn a zero expiry into a non-zero one at DISCONNECT [MQTT-3.14.2-2].
+        return this.protocolError(ReasonCode.ProtocolError, "session expiry changed from zero", now);
+      }
+      record.expiryInterval = Math.min(newExpiry, this.#limits.maxSessionExpiry);
+    }
+    if (reason !== ReasonCode.DisconnectWithWill) {
+      // A normal DISCONNECT discards the Will [MQTT-3.1.2-10] [MQTT-3.14.4-3].
+      delete record.will;
+    }
+    this.#save(record);
+    return [{ kind: "close", reason }, ...this.connectionLost(reason, now)];
+  }
+
+  /**
+   * The network connection is gone (closed, keep alive timeout, protocol error, taken over,
+   * or after DISCONNECT). Publishes or schedules the Will and starts the session expiry.
+   */
+  connectionLost(reason: number, now: number): Effect[] {
+    const record = this.record;
+    if (!record || !record.connected) return [];
+    const effects: Effect[] = [];
+    record.connected = false;
+    delete record.connection;
+    record.lastPacketId = this.#lastPacketId ?? record.lastPacketId;
+    this.#pendingAcks = [];
+    this.#pendingSubscribes.clear();
+
+    let willFired = false;
+    if (record.will) {
+      const delay = Math.min(record.will.properties?.willDelayInterval ?? 0, record.expiryInterval);
+      if (delay === 0) {
+        effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+        delete record.will;
+        willFired = true;
+      } else {
+        record.willAt = now + delay * 1000; // [MQTT-3.1.3-9]
+      }
+    }
+    effects.push({
+      kind: "presence",
+      event: { clientId: record.clientId, online: false, at: now, reason, willFired },
+    });
+    if (record.expiryInterval === 0) {
+      // Session Expiry 0 (or a 3.1.1 clean session) ends with the connection [MQTT-3.1.2-5].
+      effects.push(...this.#end(now));
+      return effects;
+    }
+    if (record.expiryInterval !== NEVER) record.expiresAt = now + record.expiryInterval * 1000;
+    this.#save(record);
+    return effects;
+  }
+
+  /** Timer: publish a delayed Will, end an expired session. */
+  alarm(now: number): Effect[] {
+    const record = this.record;
+    if (!record) return [];
+    const effects: Effect[] = [];
+    if (!record.connected && record.expiresAt !== undefined && record.expiresAt <= now) {
+      return this.#end(now); // publishes a pending Will too
+    }
+    if (record.willAt !== undefined && record.willAt <= now && record.will) {
+      effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+      delete record.will;
+      delete record.willAt;
+      this.#save(record);
+    }
+    return effects;
+  }
+
+  /** End the session: publish a pending Will, drop subscriptions and state. */
+  #end(now: number): Effect[] {
+    const record = this.record;
+    if (!record) return [];
+    const effects: Effect[] = [];
+    if (record.will && !record.connected) {
+      // The session ends before the Will Delay elapsed: the Will goes now (5.0 3.1.3.2.2).
+      effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+    }
+    const filters = this.#store.subscriptions().map((s) => s.filter);
+    if (filters.length) effects.push({ kind: "unsubscribe", filters });
+    this.#store.clear();
+    this.#record = undefined;
+    this.#lastPacketId = undefined;
+    effects.push({ kind: "ended" });
+    return effects;
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  /**
+   * Messages routed to this session. QoS 1/2 ones are stored before this returns, which is
+   * what lets the publisher's PUBACK mean "durably accepted". Returns false when there is
+   * no session any more, so the caller can forget the stale subscription.
+   */
+  deliver(deliveries: Delivery[], now: number): { effects: Effect[]; live: boolean } {
+    const record = this.record;
+    if (!record) return { effects: [], live: false };
+    const effects: Effect[] = [];
+    for (const d of deliveries) {
+      if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
+      if (!record.connected) {
+        // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest [MQTT-3.1.2-?].
+        if (d.qos === 0) continue;
+        this.#enqueueBounded(d);
+        continue;
+      }
+      if (d.qos === 0) {
+        const send = this.#publishEffect(d, undefined, false, now);
+        if (send) effects.push(send);
+        continue;
+      }
+      this.#enqueueBounded(d);
+    }
+    if (record.connected) effects.push(...this.#drain(now));
+    return { effects, live: true };
+  }
+
+  #enqueueBounded(d: Delivery): void {
+    while (this.#store.outboundCount() >= this.#limits.maxQueuedMessages) {
+      if (!this.#store.dropOldestQueued()) break;
+    }
+    if (this.#store.outboundCount() < this.#limits.maxQueuedMessages) this.#store.enqueue(d, "queued");
+  }
+
+  /** Send queued QoS 1/2 messages while the client's Receive Maximum allows [MQTT-4.9.0-2]. */
+  #drain(now: number): Effect[] {
+    const conn = this.record?.connection;
+    if (!conn) return [];
+    const effects: Effect[] = [];
+    // In-flight entries are always the oldest: messages are sent in queue order.
+    for (const entry of this.#store.outbound(conn.receiveMaximum)) {
+      if (entry.state !== "queued") continue;
+      if (entry.delivery.message.expiresAt !== undefined && entry.delivery.message.expiresAt <= now) {
+        this.#store.deleteOutbound(entry.seq);
+        continue;
+      }
+      const packetId = this.#allocatePacketId();
+      const send = this.#publishEffect(entry.delivery, packetId, false, now);
+      if (!send) {
+        // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
+        this.#store.deleteOutbound(entry.seq);
+        continue;
+      }
+      this.#store.updateOutbound(entry.seq, "sent", packetId);
+      effects.push(send);
+    }
+    return effects;
+  }
+
+  #resendInFlight(now: number): Effect[] {
+    const conn = this.record?.connection;
+    if (!conn) return [];
+    const effects: Effect[] = [];
+    for (const entry of this.#store.outbound(this.#limits.maxQueuedMessages)) {
+      if (entry.state === "queued") break;
+      effects.push(...this.#resend(entry, now));
+    }
+    return effects;
+  }
+
+  #resend(entry: OutboundEntry, now: number): Effect[] {
+    if (entry.state === "released") return [this.#ack("pubrel", entry.packetId!, ReasonCode.Success)];
+    const send = this.#publishEffect(entry.delivery, entry.packetId, true, now); // [MQTT-3.3.1-1] DUP on redelivery
+    if (send) return [send];
+    this.#store.deleteOutbound(entry.seq);
+    return [];
+  }
+
+  #publishEffect(d: Delivery, packetId: number | undefined, dup: boolean, now: number): Effect | undefined {
+    const record = this.record!;
+    const conn = record.connection!;
+    const m = d.message;
+    const v = record.protocolVersion;
+    const properties: Properties = {};
+    if (v === 5) {
+      Object.assign(properties, m.properties);
+      if (m.expiresAt !== undefined) {
+        // The interval sent is what remains of it [MQTT-3.3.2-6].
+        properties.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
+      }
+      if (d.subscriptionIds?.length) properties.subscriptionIdentifiers = d.subscriptionIds;
+    }
+    let topic = m.topic;
+    if (v === 5 && conn.topicAliasMaximum > 0) {
+      const alias = conn.outboundAliases[topic];
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = "";
+      } else {
+        const used = Object.keys(conn.outboundAliases).length;
+        if (used < conn.topicAliasMaximum) {
+          // First use of an alias carries the topic too [MQTT-3.3.2-12].
+          properties.topicAlias = used + 1;
+          conn.outboundAliases[topic] = used + 1;
+          this.#save(record);
+        }
+      }
+    }
+    const packet: PublishPacket = {
+      type: "publish",
+      topic,
+      payload: m.payload,
+      qos: d.qos,
+      retain: d.retain,
+      dup: dup && d.qos > 0,
+      ...(packetId !== undefined && { packetId }),
+      ...(v === 5 && Object.keys(properties).length > 0 && { properties }),
+    };
+    const bytes = encodePacket(packet, v);
+    if (bytes.byteLength > conn.maximumPacketSize) return undefined;
+    return { kind: "send", packet, bytes };
+  }
+
+  #allocatePacketId(): number {
+    let id = this.#lastPacketId ?? this.record?.lastPacketId ?? 0;
+    for (let tries = 0; tries < MAX_PACKET_ID; tries++) {
+      id = id >= MAX_PACKET_ID ? 1 : id + 1;
+      if (!this.#store.outboundByPacketId(id)) break; // [MQTT-2.2.1-3] not in use
+    }
+    this.#lastPacketId = id;
+    return id;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #checkTopicName(topic: string): number | undefined {
+    return validateTopicName(topic) ?? checkTopicNameLimits(topic, this.#topicLimits);
+  }
+
+  #checkTopicFilter(filter: string): number | undefined {
+    return validateTopicFilter(filter) ?? checkTopicFilterLimits(filter, this.#topicLimits);
+  }
+
+
+  #ack(type: AckPacket["type"], packetId: number, reasonCode: number): Effect {
+    return this.#send({
+      type,
+      packetId,
+      ...(this.protocolVersion === 5 && reasonCode !== 0 && { reasonCode }),
+    });
+  }
+
+  #send(packet: Packet): Effect {
+    return this.#sendAs(this.protocolVersion, packet);
+  }
+
+  #sendAs(v: ProtocolVersion, packet: Packet): Effect {
+    return { kind: "send", packet, bytes: encodePacket(packet, v) };
+  }
+
+  #save(record: SessionRecord): void {
+    this.#record = record;
+    this.#loaded = true;
+    this.#store.save(record);
+  }
+}
+
+function messageProperties(props: Properties): { properties?: MessageProperties } {
+  const out: MessageProperties = {};
+  if (props.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = props.payloadFormatIndicator;
+  if (props.contentType !== undefined) out.contentType = props.contentType;
+  if (props.responseTopic !== undefined) out.responseTopic = props.responseTopic;
+  if (props.correlationData !== undefined) out.correlationData = props.correlationData;
+  if (props.userProperties !== undefined) out.userProperties = props.userProperties; // [MQTT-3.3.2-17]
+  return Object.keys(out).length ? { properties: out } : {};
+}
+
+function willMessage(will: NonNullable<SessionRecord["will"]>, clientId: string, now: number): Message {
+  const p = will.properties ?? {};
+  return {
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    origin: clientId,
+    ...messageProperties(p),
+    ...(p.messageExpiryInterval !== undefined && { expiresAt: now + p.messageExpiryInterval * 1000 }),
+  };
+}

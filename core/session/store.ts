@@ -1,0 +1,82 @@
+import type { ProtocolVersion, Will } from "../mqtt/packets";
+import type { Delivery, Subscription } from "./types";
+
+/** What survives between connections of one session (and every hibernation). */
+export interface SessionRecord {
+  clientId: string;
+  protocolVersion: ProtocolVersion;
+  /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
+  expiryInterval: number;
+  /** Whether a network connection is attached. */
+  connected: boolean;
+  /** The Will of the current (or last) connection, until it is published or discarded. */
+  will?: Will;
+  /** When a pending Will is due (epoch ms), after an ungraceful disconnect with Will Delay. */
+  willAt?: number;
+  /** When the session ends (epoch ms) while disconnected. */
+  expiresAt?: number;
+  /** Last packet identifier used towards the client. */
+  lastPacketId: number;
+  /** Per-connection state that must survive hibernation. */
+  connection?: ConnectionState;
+}
+
+export interface ConnectionState {
+  keepAlive: number;
+  /** The client's Receive Maximum: our QoS 1/2 sends in flight at once. */
+  receiveMaximum: number;
+  /** Largest packet the client accepts (5.0). */
+  maximumPacketSize: number;
+  /** Topic aliases the client accepts from us (5.0), and the ones assigned. */
+  topicAliasMaximum: number;
+  outboundAliases: Record<string, number>;
+  /** Topic aliases the client set towards us. */
+  inboundAliases: Record<number, string>;
+  requestProblemInformation: boolean;
+  username?: string;
+  connectedAt: number;
+}
+
+/** States of an outbound QoS 1/2 message (MQTT 4.3). */
+export type OutboundState = "queued" | "sent" | "released";
+
+export interface OutboundEntry {
+  seq: number;
+  delivery: Delivery;
+  packetId?: number;
+  state: OutboundState;
+}
+
+/**
+ * Durable state of one session. Synchronous on purpose: Durable Object SQLite is
+ * synchronous, so a handler runs to completion without yielding mid-update. Every
+ * implementation runs the shared contract suite in test/contracts/session-store.ts.
+ */
+export interface SessionStore {
+  load(): SessionRecord | undefined;
+  save(record: SessionRecord): void;
+  /** Forget the session: record, subscriptions, queue and QoS 2 state. */
+  clear(): void;
+
+  subscriptions(): Subscription[];
+  getSubscription(filter: string): Subscription | undefined;
+  putSubscription(subscription: Subscription): void;
+  deleteSubscription(filter: string): boolean;
+
+  /** Append to the outbound queue; returns its sequence number (increasing). */
+  enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number;
+  /** Entries in sequence order, at most `limit`. */
+  outbound(limit: number): OutboundEntry[];
+  outboundCount(): number;
+  outboundByPacketId(packetId: number): OutboundEntry | undefined;
+  updateOutbound(seq: number, state: OutboundState, packetId?: number): void;
+  deleteOutbound(seq: number): void;
+  /** Drop the oldest queued entry (not in flight); returns whether one was dropped. */
+  dropOldestQueued(): boolean;
+
+  /** Inbound QoS 2 packet identifiers received and not yet released by PUBREL [MQTT-4.3.3]. */
+  hasInboundQos2(packetId: number): boolean;
+  addInboundQos2(packetId: number): void;
+  deleteInboundQos2(packetId: number): boolean;
+  inboundQos2Count(): number;
+}

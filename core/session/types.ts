@@ -1,0 +1,111 @@
+import type { Packet, Properties, QoS, UserProperty, Will } from "../mqtt/packets";
+
+/** Limits and features the broker offers; every one is configurable (wrangler.toml [vars]). */
+export interface BrokerLimits {
+  /** Server Receive Maximum: QoS 1/2 publishes a client may have unacknowledged at once. */
+  receiveMaximum: number;
+  /** Largest packet the server accepts, in bytes (CONNACK Maximum Packet Size). */
+  maximumPacketSize: number;
+  /** QoS 1/2 messages kept for one session while it is offline or its window is full. */
+  maxQueuedMessages: number;
+  /** Topic aliases a client may use towards the server (CONNACK Topic Alias Maximum). */
+  topicAliasMaximum: number;
+  /** Longest keep alive accepted; a longer or zero request is answered with Server Keep Alive (5.0). */
+  maxKeepAlive: number;
+  /** Longest session expiry granted, in seconds. */
+  maxSessionExpiry: number;
+  /** Longest topic name or filter in UTF-8 bytes, and most levels. */
+  maxTopicLength: number;
+  maxTopicLevels: number;
+  /** Subscriptions one session may hold. */
+  maxSubscriptionsPerClient: number;
+}
+
+export const defaultLimits: BrokerLimits = {
+  receiveMaximum: 64,
+  maximumPacketSize: 1024 * 1024,
+  maxQueuedMessages: 1000,
+  topicAliasMaximum: 32,
+  maxKeepAlive: 1200,
+  maxSessionExpiry: 7 * 24 * 3600,
+  maxTopicLength: 1024,
+  maxTopicLevels: 32,
+  maxSubscriptionsPerClient: 200,
+};
+
+/** The MQTT 5 properties that travel with an application message from publisher to subscriber. */
+export interface MessageProperties {
+  payloadFormatIndicator?: 0 | 1;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Uint8Array;
+  userProperties?: UserProperty[];
+}
+
+/** An application message on its way through the topic space. */
+export interface Message {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  properties?: MessageProperties;
+  /** Absolute expiry in epoch milliseconds, from Message Expiry Interval. */
+  expiresAt?: number;
+  /** Client identifier of the publisher, for No Local; absent for HTTP ingest and Wills of ended sessions. */
+  origin?: string;
+}
+
+/** A message routed to one session, after matching: QoS already reduced to the granted QoS. */
+export interface Delivery {
+  message: Message;
+  /** QoS to deliver with: min(message QoS, granted QoS) [MQTT-3.8.4-8]. */
+  qos: QoS;
+  /** RETAIN flag as sent to this subscriber (Retain As Published, or a retained replay). */
+  retain: boolean;
+  /** Identifiers of every matching subscription that has one (5.0). */
+  subscriptionIds?: number[];
+}
+
+/** Options of one subscription as kept by the session and the shards. */
+export interface Subscription {
+  filter: string;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+/** What the session asks its host (the Durable Object) to do, in order. */
+export type Effect =
+  /** Write one encoded packet to the client (the packet is kept for tests and logs). */
+  | { kind: "send"; packet: Packet; bytes: Uint8Array }
+  /** Close the network connection after the sends before it. */
+  | { kind: "close"; reason: number }
+  /** Route a message into the topic space; when `ticket` is set, report back with `routed(ticket, matched)`. */
+  | { kind: "route"; message: Message; ticket?: number }
+  /** Register subscriptions on the shards, then report back with `subscribed(ticket, retained)`. */
+  | { kind: "subscribe"; ticket: number; subscriptions: SubscribeRequest[] }
+  | { kind: "unsubscribe"; filters: string[] }
+  /** Tell the device registry about presence changes (batched by the host). */
+  | { kind: "presence"; event: PresenceEvent }
+  /** The session ended: the host may drop everything it keeps for it. */
+  | { kind: "ended" };
+
+export interface SubscribeRequest {
+  subscription: Subscription;
+  /** Retained messages to send back: Retain Handling 0, or 1 when the subscription is new. */
+  wantRetained: boolean;
+}
+
+export interface PresenceEvent {
+  clientId: string;
+  online: boolean;
+  at: number;
+  protocolVersion?: number;
+  username?: string;
+  reason?: number;
+  willFired?: boolean;
+}
+
+export type { Will, Properties };
