@@ -1,0 +1,88 @@
+/**
+ * D1 schema: global, queryable, low-rate data (device registry and presence,
+ * credentials, ACL rules, API keys). Hot per-message state stays in Durable
+ * Object SQLite. SQL lives in migrations/ (`npm run db:generate`).
+ * Timestamps are Unix epoch milliseconds.
+ */
+import { sql } from "drizzle-orm";
+import { check, index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** Device registry and presence, one row per client identifier ever seen. */
+export const devices = sqliteTable(
+  "devices",
+  {
+    clientId: text("client_id").primaryKey(),
+    username: text("username"),
+    /** 3 = MQTT 3.1, 4 = MQTT 3.1.1, 5 = MQTT 5.0. */
+    protocolVersion: integer("protocol_version").notNull(),
+    online: integer("online", { mode: "boolean" }).notNull().default(false),
+    connectedAt: integer("connected_at"),
+    disconnectedAt: integer("disconnected_at"),
+    lastSeenAt: integer("last_seen_at"),
+    /** MQTT 5 reason code name or a broker reason ("keepalive-timeout", "taken-over", ...). */
+    disconnectReason: text("disconnect_reason"),
+    willFired: integer("will_fired", { mode: "boolean" }).notNull().default(false),
+    remoteAddress: text("remote_address"),
+    /** Null: the session ends with the connection (or never expires when `online`). */
+    sessionExpiresAt: integer("session_expires_at"),
+  },
+  (t) => [
+    index("devices_online_idx").on(t.online),
+    index("devices_username_idx").on(t.username),
+    index("devices_last_seen_idx").on(t.lastSeenAt),
+  ],
+);
+
+/** MQTT CONNECT credentials: salted, slow hashes only. */
+export const credentials = sqliteTable("credentials", {
+  username: text("username").primaryKey(),
+  salt: text("salt").notNull(),
+  hash: text("hash").notNull(),
+  /** e.g. "pbkdf2-sha256:600000". */
+  algorithm: text("algorithm").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const aclActions = ["publish", "subscribe", "all"] as const;
+export type AclAction = (typeof aclActions)[number];
+
+/**
+ * ACL rules. A null `username` / `client_id_pattern` matches anyone; the
+ * highest `priority` matching rule decides.
+ */
+export const aclRules = sqliteTable(
+  "acl_rules",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    username: text("username"),
+    clientIdPattern: text("client_id_pattern"),
+    topicFilter: text("topic_filter").notNull(),
+    action: text("action", { enum: aclActions }).notNull(),
+    allow: integer("allow", { mode: "boolean" }).notNull(),
+    priority: integer("priority").notNull().default(0),
+  },
+  (t) => [
+    check("acl_rules_action_check", sql`${t.action} in ('publish', 'subscribe', 'all')`),
+    index("acl_rules_username_idx").on(t.username),
+  ],
+);
+
+/** HTTP API keys: only a hash of the key is stored. */
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    hash: text("hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("api_keys_hash_idx").on(t.hash)],
+);
+
+export type Device = typeof devices.$inferSelect;
+export type NewDevice = typeof devices.$inferInsert;
+export type Credential = typeof credentials.$inferSelect;
+export type AclRule = typeof aclRules.$inferSelect;
+export type ApiKey = typeof apiKeys.$inferSelect;

@@ -1,0 +1,284 @@
+// How the broker runs locally on workerd: one place for the wrangler
+// arguments and the no-network environment, shared by `npm start`,
+// `npm run dev`, the e2e tests and the benchmark.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const DEFAULT_PORT = 8787;
+export const HOST = "127.0.0.1";
+/** Wrangler's default local state directory (what `--persist-to` defaults to). */
+export const DEFAULT_PERSIST_TO = join(ROOT, ".wrangler", "state");
+
+const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/**
+ * Environment that keeps wrangler and miniflare off the network. Each switch
+ * was found in the wrangler 4.164 / miniflare 5 sources and checked with
+ * `strace -f -e trace=connect`: without them `wrangler dev` resolves DNS and
+ * opens TCP :443 connections; with them it connects to loopback only.
+ */
+export const NO_NETWORK_ENV = Object.freeze({
+  // Usage metrics. `send_metrics = false` in wrangler.toml alone did not stop
+  // the metrics DNS lookup in `wrangler dev`; the env var (or DO_NOT_TRACK) does.
+  WRANGLER_SEND_METRICS: "false",
+  // Sentry error reports.
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  // Miniflare would fetch https://workers.cloudflare.com/cf.json for Request.cf;
+  // "false" makes it use its built-in placeholder object.
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  // The banner runs the update check (GET registry.npmjs.org/wrangler); no banner, no check.
+  WRANGLER_HIDE_BANNER: "true",
+  // Non-interactive: `d1 migrations apply` does not prompt, no hotkeys.
+  CI: "true",
+  // Honoured by wrangler's metrics opt-out as well.
+  DO_NOT_TRACK: "1",
+});
+
+/**
+ * The Node binary to run wrangler with: wrangler needs Node >= 22.12; the
+ * `node` dev dependency ships one in node_modules.
+ */
+export function nodeBinary() {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  if (major > 22 || (major === 22 && minor >= 12)) return process.execPath;
+  const bundled = join(ROOT, "node_modules", "node", "bin", "node");
+  if (existsSync(bundled)) return bundled;
+  throw new Error(`wrangler needs Node >= 22.12 (this is ${process.version}); run \`npm ci\` first`);
+}
+
+/**
+ * @param {Record<string, string>} [extra]
+ * @returns {NodeJS.ProcessEnv}
+ */
+export function brokerEnv(extra = {}) {
+  return { ...process.env, ...NO_NETWORK_ENV, ...extra };
+}
+
+/**
+ * Runs `wrangler <args>` to completion with the no-network env; rejects on a non-zero exit.
+ * @param {string[]} args
+ * @param {{ stdio?: Stdio, onOutput?: OnOutput, env?: Record<string, string> }} [options]
+ * @returns {Promise<void>}
+ */
+export function runWrangler(args, { stdio = "inherit", onOutput, env = {} } = {}) {
+  return new Promise((/** @type {(value?: void) => void} */ resolvePromise, reject) => {
+    const child = spawn(nodeBinary(), [WRANGLER, ...args], {
+      cwd: ROOT,
+      env: brokerEnv(env),
+      stdio: ["ignore", ...childStdio(stdio, onOutput)],
+    });
+    forwardOutput(child, onOutput);
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(new Error(`wrangler ${args.join(" ")} exited with ${signal ?? code}`));
+    });
+  });
+}
+
+/**
+ * Applies D1 migrations from migrations/ to the local database under `persistTo`.
+ * @param {{ persistTo?: string, stdio?: Stdio, onOutput?: OnOutput }} [options]
+ */
+export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inherit", onOutput } = {}) {
+  const args = ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo];
+  return runWrangler(args, { stdio, ...(onOutput ? { onOutput } : {}) });
+}
+
+/**
+ * Arguments of `wrangler dev` for a local, offline broker.
+ * @param {{ port?: number, persistTo?: string }} [options]
+ */
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO } = {}) {
+  return [
+    "dev",
+    "--local",
+    "--ip", HOST,
+    "--port", String(port),
+    "--persist-to", persistTo,
+    "--inspector-ip", HOST,
+    "--show-interactive-dev-session=false",
+    "--enable-containers=false",
+  ];
+}
+
+/** @typedef {"inherit" | "ignore"} Stdio */
+/** @typedef {(chunk: string) => void} OnOutput receives wrangler's stdout and stderr (then `stdio` is ignored) */
+
+/**
+ * @typedef {object} Broker
+ * @property {string} url MQTT over WebSocket, e.g. ws://127.0.0.1:8787/mqtt
+ * @property {string} httpUrl e.g. http://127.0.0.1:8787
+ * @property {number} pid wrangler's pid (also its process group id)
+ * @property {() => Promise<void>} stop
+ * @property {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} exited
+ * @property {import("node:child_process").ChildProcess} child
+ */
+
+/**
+ * Applies D1 migrations, starts `wrangler dev` and resolves once /health
+ * answers. `stop()` sends SIGTERM to wrangler's process group (wrangler, esbuild,
+ * workerd) and resolves when wrangler has exited.
+ *
+ * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
+ *           startTimeoutMs?: number, migrate?: boolean }} [options]
+ * @returns {Promise<Broker>}
+ */
+export async function startBroker({
+  port = DEFAULT_PORT,
+  persistTo = DEFAULT_PERSIST_TO,
+  stdio = "inherit",
+  onOutput,
+  startTimeoutMs = 60_000,
+  migrate = true,
+} = {}) {
+  if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
+
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo })], {
+    cwd: ROOT,
+    env: brokerEnv(),
+    stdio: ["ignore", ...childStdio(stdio, onOutput)],
+    // Own process group, so stop() reaches workerd too and a terminal's Ctrl-C
+    // reaches the broker only through us.
+    detached: true,
+  });
+  forwardOutput(child, onOutput);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("could not spawn wrangler dev");
+  /** @type {Broker["exited"]} */
+  const exited = new Promise((resolvePromise) => {
+    child.on("exit", (code, signal) => resolvePromise({ code, signal }));
+  });
+  const killGroup = (/** @type {NodeJS.Signals} */ signal) => {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  // Last resort if our process exits without stop(): leave no workerd behind.
+  const onExit = () => killGroup("SIGKILL");
+  process.on("exit", onExit);
+
+  /** @type {Promise<void> | undefined} */
+  let stopping;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        killGroup("SIGTERM");
+        const timer = setTimeout(() => killGroup("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      killGroup("SIGKILL"); // stragglers (workerd) if wrangler left any
+      process.off("exit", onExit);
+    })();
+    return stopping;
+  };
+
+  const httpUrl = `http://${HOST}:${port}`;
+  try {
+    await waitForHealth(`${httpUrl}/health`, exited, startTimeoutMs);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `ws://${HOST}:${port}/mqtt`, httpUrl, pid, stop, exited, child };
+}
+
+/**
+ * @param {string} url
+ * @param {Promise<unknown>} exited
+ * @param {number} timeoutMs
+ */
+async function waitForHealth(url, exited, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  exited.then(() => (gone = true));
+  while (Date.now() < deadline) {
+    if (gone) throw new Error("wrangler dev exited before the broker answered /health");
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`broker did not answer ${url} within ${timeoutMs} ms`);
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now.
+ * @returns {Promise<number>}
+ */
+export function getFreePort() {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
+/**
+ * @param {Stdio} stdio
+ * @param {OnOutput | undefined} onOutput
+ * @returns {["inherit" | "ignore" | "pipe", "inherit" | "ignore" | "pipe"]}
+ */
+function childStdio(stdio, onOutput) {
+  return onOutput ? ["pipe", "pipe"] : [stdio, stdio];
+}
+
+/**
+ * @param {import("node:child_process").ChildProcess} child
+ * @param {OnOutput | undefined} onOutput
+ */
+function forwardOutput(child, onOutput) {
+  if (!onOutput) return;
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding("utf8");
+    stream?.on("data", (chunk) => onOutput(String(chunk)));
+  }
+}
+
+/**
+ * Value of `--name VALUE` / `--name=VALUE` in argv, if present.
+ * @param {string} name
+ * @param {string[]} [argv]
+ * @returns {string | undefined}
+ */
+export function argFromArgs(name, argv = process.argv.slice(2)) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg === name) return argv[i + 1];
+    if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+/**
+ * Port from `--port N` / `--port=N` or the PORT environment variable.
+ * @param {string[]} [argv]
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export function portFromArgs(argv = process.argv.slice(2), env = process.env) {
+  const fromArgs = argFromArgs("--port", argv);
+  if (fromArgs !== undefined) return parsePort(fromArgs);
+  return env.PORT ? parsePort(env.PORT) : DEFAULT_PORT;
+}
+
+/** @param {string | undefined} value */
+function parsePort(value) {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port: ${value}`);
+  return port;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `npm start`: apply D1 migrations locally, run the broker on workerd
+// (wrangler dev) on 127.0.0.1:8787 (PORT env or --port), state under
+// .wrangler/state (--persist-to DIR to change), no outbound network.
+// Ctrl-C / SIGTERM stop it.
+import { argFromArgs, portFromArgs, startBroker } from "./broker-process.mjs";
+
+const port = portFromArgs();
+const persistTo = argFromArgs("--persist-to");
+/** @type {import("./broker-process.mjs").Broker | undefined} */
+let broker;
+let stopping = false;
+
+/** @param {NodeJS.Signals} signal */
+async function shutdown(signal) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: stopping the broker...`);
+  if (broker) await broker.stop();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+try {
+  broker = await startBroker({ port, ...(persistTo ? { persistTo } : {}) });
+} catch (err) {
+  console.error(`failed to start the broker: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+}
+if (stopping) {
+  await broker.stop();
+  process.exit(0);
+}
+console.log(`\nMQTT broker ready: ${broker.url}`);
+console.log(`HTTP: ${broker.httpUrl} (GET /health)  Ctrl-C to stop`);
+
+const { code, signal } = await broker.exited;
+if (!stopping) {
+  console.error(`wrangler dev exited unexpectedly (${signal ?? code})`);
+  process.exit(code || 1);
+}

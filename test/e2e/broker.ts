@@ -1,0 +1,61 @@
+// Starts a broker exactly as `npm start` does (scripts/broker-process.mjs),
+// on a free port with a fresh persist dir, for one test file.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
+
+export interface TestBroker {
+  /** ws://127.0.0.1:<port>/mqtt */
+  url: string;
+  httpUrl: string;
+  port: number;
+  persistTo: string;
+  /** Everything wrangler printed so far (for failure messages). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(): Promise<TestBroker> {
+  const persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-e2e-"));
+  const port = await getFreePort();
+  let log = "";
+  const onOutput = (chunk: string) => {
+    log += chunk;
+    if (process.env.BROKER_LOG) process.stderr.write(chunk);
+  };
+  let broker: Broker;
+  try {
+    broker = await startBroker({ port, persistTo, onOutput });
+  } catch (err) {
+    await rm(persistTo, { recursive: true, force: true });
+    throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);
+  }
+  return {
+    url: broker.url,
+    httpUrl: broker.httpUrl,
+    port,
+    persistTo,
+    output: () => log,
+    async stop() {
+      await broker.stop();
+      await rm(persistTo, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One broker for the calling test file: started before its tests, stopped after. */
+export function useBroker(): () => TestBroker {
+  let broker: TestBroker | undefined;
+  beforeAll(async () => {
+    broker = await startTestBroker();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+  return () => {
+    if (!broker) throw new Error("broker not started");
+    return broker;
+  };
+}

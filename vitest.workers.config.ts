@@ -1,0 +1,32 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+// Miniflare must not fetch Request.cf from workers.cloudflare.com.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+
+// Worker + Durable Objects + D1 inside workerd, configured from wrangler.toml.
+export default defineConfig({
+  plugins: [
+    cloudflareTest(async () => ({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        // Read once here (Node side); applied in test/workers/setup.ts.
+        bindings: {
+          TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
+        },
+        // No network from tests: every outbound fetch() from the Worker is
+        // answered here with 503, never sent.
+        outboundService: (request: Request) =>
+          new Response(`outbound network disabled in tests: ${request.method} ${request.url}`, {
+            status: 503,
+            headers: { "X-Outbound-Refused": "1" },
+          }),
+      },
+    })),
+  ],
+  test: {
+    include: ["test/workers/**/*.test.ts"],
+    setupFiles: ["./test/workers/setup.ts"],
+  },
+});

@@ -1,0 +1,14 @@
+import { Hono } from "hono";
+import type { AppEnv } from "./env";
+import { notFound, onError } from "./problem";
+import { api } from "./routes/api";
+import { health } from "./routes/health";
+import { mqtt } from "./routes/mqtt";
+
+/** The Worker's HTTP surface. Stateless: never holds a connection itself. */
+export const app = new Hono<AppEnv>()
+  .route("/health", health)
+  .route("/mqtt", mqtt)
+  .route("/api/v1", api)
+  .notFound(notFound)
+  .onError(onError);

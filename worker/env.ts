@@ -1,0 +1,21 @@
+import type { ConnectionDO } from "../durable-objects/connection";
+import type { SessionDO } from "../durable-objects/session";
+import type { TopicShardDO } from "../durable-objects/topic-shard";
+
+/** Bindings declared in wrangler.toml. Vars arrive as strings. */
+export interface Env {
+  SESSIONS: DurableObjectNamespace<SessionDO>;
+  CONNECTIONS: DurableObjectNamespace<ConnectionDO>;
+  SHARDS: DurableObjectNamespace<TopicShardDO>;
+  DB: D1Database;
+  SHARD_COUNT: string;
+  MAX_PACKET_SIZE: string;
+  MAX_QUEUED_MESSAGES: string;
+  RECEIVE_MAXIMUM: string;
+  MAX_KEEPALIVE: string;
+}
+
+/** Hono environment shared by every router of the Worker. */
+export interface AppEnv {
+  Bindings: Env;
+}

@@ -1,0 +1,55 @@
+import { Hono } from "hono";
+import type { AppEnv, Env } from "../env";
+import { ProblemException } from "../problem";
+
+/** WebSocket subprotocols an MQTT client may offer (MQTT 3.1.1/5: "mqtt"; MQTT 3.1: "mqttv3.1"). */
+export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
+
+/**
+ * MQTT over WebSocket. The Worker only checks the handshake and picks the
+ * Durable Object that will hold the socket; it forwards the request unchanged
+ * and the object accepts it and echoes the subprotocol.
+ *
+ * - `/mqtt/<clientId>` or `/mqtt?clientId=<id>`: fast path straight to the
+ *   session object keyed by client identifier.
+ * - `/mqtt`: a fresh connection object; the client identifier is only known
+ *   after CONNECT.
+ */
+export const mqtt = new Hono<AppEnv>().get("/:clientId?", (c) => {
+  const request = c.req.raw;
+  requireWebSocketUpgrade(request);
+  requireMqttSubprotocol(request);
+  const hint = c.req.param("clientId") || c.req.query("clientId") || "";
+  return routeUpgrade(c.env, hint).fetch(request);
+});
+
+function requireWebSocketUpgrade(request: Request): void {
+  if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return;
+  throw new ProblemException(
+    {
+      type: "urn:edge-mqtt:problem:websocket-upgrade-required",
+      title: "Upgrade Required",
+      status: 426,
+      detail: "MQTT is served over WebSocket: send `Upgrade: websocket`.",
+    },
+    { Upgrade: "websocket", Connection: "Upgrade" },
+  );
+}
+
+function requireMqttSubprotocol(request: Request): void {
+  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",")
+    .map((p) => p.trim().toLowerCase());
+  if (offered.some((p) => (MQTT_SUBPROTOCOLS as readonly string[]).includes(p))) return;
+  throw new ProblemException({
+    type: "urn:edge-mqtt:problem:mqtt-subprotocol-required",
+    title: "MQTT Subprotocol Required",
+    status: 400,
+    detail: `Offer the WebSocket subprotocol ${MQTT_SUBPROTOCOLS.map((p) => `"${p}"`).join(" or ")} in Sec-WebSocket-Protocol.`,
+  });
+}
+
+function routeUpgrade(env: Env, clientIdHint: string): DurableObjectStub {
+  if (clientIdHint !== "") return env.SESSIONS.get(env.SESSIONS.idFromName(clientIdHint));
+  return env.CONNECTIONS.get(env.CONNECTIONS.newUniqueId());
+}
