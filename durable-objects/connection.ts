@@ -1,0 +1,184 @@
+import { DurableObject } from "cloudflare:workers";
+import { decodePacket } from "../core/mqtt/codec";
+import { ReasonCode } from "../core/mqtt/packets";
+import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
+import type { Env } from "../worker/env";
+import { limitsFromEnv } from "./config";
+import type { SessionDO } from "./session";
+import {
+  acceptSocket,
+  dropPending,
+  frameMessage,
+  keepAliveDeadline,
+  randomId,
+  readState,
+  safeClose,
+  safeSend,
+  writeState,
+  type SocketState,
+} from "./socket";
+
+const CLIENT_TAG = "client";
+const PINGREQ = 0xc0;
+const PINGRESP = new Uint8Array([0xd0, 0x00]);
+const CLIENT_ID_KEY = "clientId";
+/** Without keep alive, how often to check that the socket still exists. */
+const LIVENESS_CHECK_MS = 3_600_000;
+
+/**
+ * Holds the socket of a client that connected to plain `/mqtt`, whose client identifier is
+ * only known once CONNECT arrives. It frames bytes into packets, answers PINGREQ itself,
+ * enforces keep alive, and relays every other packet to the SessionDO of that identifier,
+ * which sends back what the client must receive.
+ */
+export class ConnectionDO extends DurableObject<Env> {
+  readonly #maximumPacketSize: number;
+  #session: DurableObjectStub<SessionDO> | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#maximumPacketSize = limitsFromEnv(env).maximumPacketSize;
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const remoteAddress = request.headers.get("CF-Connecting-IP");
+    const state: SocketState = {
+      linkId: this.ctx.id.toString(),
+      keepAlive: 0,
+      lastSeen: Date.now(),
+      ...(remoteAddress && { remoteAddress }),
+    };
+    return acceptSocket(this.ctx, request, state, CLIENT_TAG);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    const state = readState(ws);
+    if (!state) return safeClose(ws, 1011);
+    const now = Date.now();
+    const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#maximumPacketSize, now);
+    const relay: Uint8Array[] = [];
+    for (const frame of frames) {
+      if (state.clientId === undefined) {
+        if (!(await this.#connect(ws, state, frame))) return;
+        continue;
+      }
+      if (frame[0] === PINGREQ && frame.byteLength === 2) {
+        safeSend(ws, [PINGRESP]); // [MQTT-3.12.4-1], without waking the session
+        continue;
+      }
+      relay.push(frame);
+    }
+    if (relay.length && state.clientId !== undefined) {
+      await this.#sessionStub(state.clientId).fromClient(state.linkId, relay);
+    }
+    if (error) {
+      // The session answers framing errors like any other protocol error.
+      if (state.clientId !== undefined) await this.#sessionStub(state.clientId).linkLost(state.linkId, error.reasonCode);
+      safeClose(ws, 1002, error.message);
+    }
+  }
+
+  async #connect(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {
+    const decoded = decodePacket(frame, { maximumPacketSize: this.#maximumPacketSize });
+    if (!decoded.ok || decoded.packet.type !== "connect") {
+      // The first packet must be a well-formed CONNECT [MQTT-3.1.0-1].
+      const refusal = decoded.ok ? undefined : refuseMalformedConnect(decoded.error, undefined);
+      if (refusal && !refusal.ok && refusal.reply) safeSend(ws, [refusal.reply]);
+      safeClose(ws, 1002, "CONNECT expected");
+      return false;
+    }
+    const admission = admitConnect(decoded.packet, randomId);
+    if (!admission.ok) {
+      if (admission.reply) safeSend(ws, [admission.reply]);
+      safeClose(ws, 1008, "client identifier refused");
+      return false;
+    }
+    state.clientId = admission.clientId;
+    writeState(ws, state);
+    // Kept outside the socket too: if the runtime restarts, the socket is gone and the
+    // alarm uses this to tell the session its connection was lost.
+    this.ctx.storage.kv.put(CLIENT_ID_KEY, admission.clientId);
+    const { keepAlive } = await this.#sessionStub(admission.clientId).open(
+      state.linkId,
+      { ...decoded.packet, clientId: admission.clientId },
+      admission.assigned,
+    );
+    const current = readState(ws) ?? state;
+    current.keepAlive = keepAlive;
+    writeState(ws, current);
+    Object.assign(state, current);
+    this.#scheduleKeepAlive(current);
+    return true;
+  }
+
+  /** Packets from the session for the client; `close` ends the connection after them. */
+  async toClient(frames: Uint8Array[], close?: number): Promise<void> {
+    const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
+    if (!ws) return;
+    safeSend(ws, frames);
+    if (close !== undefined) {
+      this.ctx.storage.kv.delete(CLIENT_ID_KEY);
+      const state = readState(ws);
+      if (state) {
+        dropPending(state, this.ctx.storage);
+        delete state.clientId; // the session already knows: no linkLost for this close
+        state.keepAlive = 0;
+        writeState(ws, state);
+      }
+      safeClose(ws, 1000, `reason 0x${close.toString(16)}`);
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    await this.#gone(ws, ReasonCode.UnspecifiedError);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.#gone(ws, ReasonCode.UnspecifiedError);
+  }
+
+  override async alarm(): Promise<void> {
+    const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
+    const state = ws && readState(ws);
+    if (!ws || !state) {
+      // The socket is gone without a close event (the runtime restarted): tell the session.
+      const clientId = this.ctx.storage.kv.get<string>(CLIENT_ID_KEY);
+      this.ctx.storage.kv.delete(CLIENT_ID_KEY);
+      if (clientId !== undefined) await this.#sessionStub(clientId).linkLost(this.ctx.id.toString(), ReasonCode.UnspecifiedError);
+      return;
+    }
+    if (state.clientId === undefined) return;
+    const deadline = keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS;
+    if (deadline > Date.now()) {
+      await this.ctx.storage.setAlarm(deadline);
+      return;
+    }
+    // No packet within one and a half keep alive intervals [MQTT-3.1.2-24].
+    await this.#gone(ws, ReasonCode.KeepAliveTimeout);
+    safeClose(ws, 1000, "keep alive timeout");
+  }
+
+  async #gone(ws: WebSocket, reason: number): Promise<void> {
+    const state = readState(ws);
+    if (!state) return;
+    dropPending(state, this.ctx.storage);
+    const clientId = state.clientId;
+    delete state.clientId;
+    state.keepAlive = 0;
+    writeState(ws, state);
+    this.ctx.storage.kv.delete(CLIENT_ID_KEY);
+    if (clientId !== undefined) await this.#sessionStub(clientId).linkLost(state.linkId, reason);
+  }
+
+  #scheduleKeepAlive(state: SocketState): void {
+    void this.ctx.storage.setAlarm(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+  }
+
+  #sessionStub(clientId: string): DurableObjectStub<SessionDO> {
+    this.#session ??= this.env.SESSIONS.get(this.env.SESSIONS.idFromName(clientId));
+    return this.#session;
+  }
+}

@@ -1,0 +1,61 @@
+import { shardOfTopic, shardsForFilter } from "../core/topics";
+import type { Delivery, Message, SubscribeRequest } from "../core/session/types";
+import type { Env } from "../worker/env";
+import { shardCountFromEnv, shardName } from "./config";
+
+/**
+ * A session's view of the topic space: which TopicShard object holds a topic or a filter.
+ * Stubs are kept so that successive calls to one shard travel in order (per-topic order).
+ */
+export class Router {
+  readonly #env: Env;
+  readonly #shardCount: number;
+  readonly #stubs = new Map<number, DurableObjectStub<import("./topic-shard").TopicShardDO>>();
+
+  constructor(env: Env) {
+    this.#env = env;
+    this.#shardCount = shardCountFromEnv(env);
+  }
+
+  #shard(index: number) {
+    let stub = this.#stubs.get(index);
+    if (!stub) {
+      stub = this.#env.SHARDS.get(this.#env.SHARDS.idFromName(shardName(index)));
+      this.#stubs.set(index, stub);
+    }
+    return stub;
+  }
+
+  /** Publish into the topic space; resolves with the number of sessions that accepted it. */
+  async publish(message: Message): Promise<number> {
+    const result = await this.#shard(shardOfTopic(message.topic, this.#shardCount)).publish(message);
+    return result.matched;
+  }
+
+  /** Register subscriptions on every shard they concern; resolves with the retained messages to send. */
+  async subscribe(clientId: string, requests: SubscribeRequest[]): Promise<Delivery[]> {
+    const perShard = new Map<number, SubscribeRequest[]>();
+    for (const request of requests) {
+      for (const shard of shardsForFilter(request.subscription.filter, this.#shardCount)) {
+        let list = perShard.get(shard);
+        if (!list) perShard.set(shard, (list = []));
+        list.push(request);
+      }
+    }
+    const results = await Promise.all([...perShard].map(([shard, list]) => this.#shard(shard).subscribe(clientId, list)));
+    // RPC typing widens tuples (user properties) to arrays; the values are what the shards built.
+    return results.flat() as Delivery[];
+  }
+
+  async unsubscribe(clientId: string, filters: string[]): Promise<void> {
+    const perShard = new Map<number, string[]>();
+    for (const filter of filters) {
+      for (const shard of shardsForFilter(filter, this.#shardCount)) {
+        let list = perShard.get(shard);
+        if (!list) perShard.set(shard, (list = []));
+        list.push(filter);
+      }
+    }
+    await Promise.all([...perShard].map(([shard, list]) => this.#shard(shard).unsubscribe(clientId, list)));
+  }
+}

@@ -1,0 +1,407 @@
+import { DurableObject } from "cloudflare:workers";
+import { decodePacket, encodePacket } from "../core/mqtt/codec";
+import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
+import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
+import { Session } from "../core/session/session";
+import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
+import type { Env } from "../worker/env";
+import { limitsFromEnv } from "./config";
+import type { ConnectionDO } from "./connection";
+import { recordPresence } from "./presence";
+import { Router } from "./router";
+import {
+  acceptSocket,
+  dropPending,
+  frameMessage,
+  keepAliveDeadline,
+  randomId,
+  readState,
+  safeClose,
+  safeSend,
+  writeState,
+  type SocketState,
+} from "./socket";
+import { SqlSessionStore } from "./storage/sql-session-store";
+
+/** Where the client's network connection is: on this object, or on a ConnectionDO. */
+type Link = { kind: "local"; linkId: string } | { kind: "remote"; linkId: string };
+
+const CLIENT_TAG = "client";
+const LIVENESS_CHECK_MS = 3_600_000;
+
+/**
+ * One MQTT session, keyed by client identifier. Runs the pure session state machine over
+ * Durable Object SQLite and carries out its effects. The client's socket is held here when
+ * the client used the fast path (`/mqtt/<clientId>`), otherwise by a ConnectionDO that
+ * relays packets (see docs/architecture.md).
+ */
+export class SessionDO extends DurableObject<Env> {
+  readonly #limits: BrokerLimits;
+  readonly #session: Session;
+  readonly #router: Router;
+  #link: Link | undefined;
+  #linkLoaded = false;
+  #alarmAt: number | null | undefined;
+  /** Sends to remote links gathered within one turn, flushed as one RPC per link. */
+  #outboxes = new Map<string, { frames: Uint8Array[]; close?: number }>();
+  #flushScheduled = false;
+  #connection: { linkId: string; stub: DurableObjectStub<ConnectionDO> } | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#limits = limitsFromEnv(env);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
+    this.#session = new Session(new SqlSessionStore(ctx.storage.sql), this.#limits);
+    this.#router = new Router(env);
+  }
+
+  // ------------------------------------------------------------ fast path: socket held here
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const url = new URL(request.url);
+    const hint = decodeURIComponent(url.pathname.split("/")[2] ?? "") || url.searchParams.get("clientId") || undefined;
+    const state: SocketState = {
+      linkId: randomId(),
+      keepAlive: 0,
+      lastSeen: Date.now(),
+      ...(hint !== undefined && { clientId: `?${hint}` }),
+      ...(request.headers.get("CF-Connecting-IP") && { remoteAddress: request.headers.get("CF-Connecting-IP")! }),
+    };
+    return acceptSocket(this.ctx, request, state, CLIENT_TAG);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    const state = readState(ws);
+    if (!state) return safeClose(ws, 1011);
+    const now = Date.now();
+    const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
+    for (const frame of frames) {
+      if (!this.#handleLocalFrame(ws, state, frame, now)) return;
+    }
+    if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
+    this.#scheduleAlarm();
+  }
+
+  /** Returns false when the connection was closed. */
+  #handleLocalFrame(ws: WebSocket, state: SocketState, frame: Uint8Array, now: number): boolean {
+    const accepted = state.clientId !== undefined && !state.clientId.startsWith("?");
+    if (!accepted) {
+      const hint = state.clientId?.slice(1);
+      const decoded = decodePacket(frame, { maximumPacketSize: this.#limits.maximumPacketSize });
+      if (!decoded.ok || decoded.packet.type !== "connect") {
+        // The first packet must be a well-formed CONNECT [MQTT-3.1.0-1].
+        const refusal = decoded.ok ? { ok: false as const, reason: ReasonCode.ProtocolError } : refuseMalformedConnect(decoded.error, undefined);
+        if (refusal.ok === false && refusal.reply) safeSend(ws, [refusal.reply]);
+        safeClose(ws, 1002, "CONNECT expected");
+        return false;
+      }
+      const connect = decoded.packet;
+      const admission = admitConnect(connect, randomId, hint);
+      if (!admission.ok) {
+        if (admission.reply) safeSend(ws, [admission.reply]);
+        safeClose(ws, 1008, "client identifier refused");
+        return false;
+      }
+      state.clientId = admission.clientId;
+      this.#takeOver(now);
+      this.#setLink({ kind: "local", linkId: state.linkId });
+      const effects = this.#session.connect({ ...connect, clientId: admission.clientId }, now, admission.assigned);
+      state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
+      writeState(ws, state);
+      this.#apply(effects);
+      return this.#link?.linkId === state.linkId;
+    }
+    if (this.#link?.linkId !== state.linkId) {
+      // A connection that was taken over: nothing it sends counts any more.
+      safeClose(ws, 1000, "session taken over");
+      return false;
+    }
+    const decoded = decodePacket(frame, {
+      protocolVersion: this.#session.protocolVersion,
+      maximumPacketSize: this.#limits.maximumPacketSize,
+    });
+    this.#apply(
+      decoded.ok
+        ? this.#session.packet(decoded.packet, now)
+        : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now),
+    );
+    return this.#link?.linkId === state.linkId;
+  }
+
+  #localError(ws: WebSocket, state: SocketState, reason: number, message: string, now: number): void {
+    if (this.#link?.linkId === state.linkId) this.#apply(this.#session.protocolError(reason, message, now));
+    else safeClose(ws, 1002, message);
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.#localGone(ws, ReasonCode.UnspecifiedError);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#localGone(ws, ReasonCode.UnspecifiedError);
+  }
+
+  #localGone(ws: WebSocket, reason: number): void {
+    const state = readState(ws);
+    if (!state) return;
+    dropPending(state, this.ctx.storage);
+    if (this.#link?.linkId !== state.linkId) return;
+    // Closed without DISCONNECT: an ungraceful loss, the Will applies [MQTT-3.1.2-8].
+    this.#clearLink();
+    this.#apply(this.#session.connectionLost(reason, Date.now()));
+    this.#scheduleAlarm();
+  }
+
+  // ------------------------------------------------------------ relayed: socket on a ConnectionDO
+
+  /** A ConnectionDO accepted a CONNECT for this client identifier. */
+  async open(linkId: string, connect: ConnectPacket, assigned: boolean): Promise<{ keepAlive: number }> {
+    const now = Date.now();
+    this.#takeOver(now);
+    this.#setLink({ kind: "remote", linkId });
+    this.#apply(this.#session.connect(connect, now, assigned));
+    this.#scheduleAlarm();
+    return { keepAlive: this.#session.record?.connection?.keepAlive ?? 0 };
+  }
+
+  /** Whole packets from a relayed client, in order. */
+  async fromClient(linkId: string, frames: Uint8Array[]): Promise<void> {
+    const now = Date.now();
+    for (const frame of frames) {
+      if (this.#currentLink()?.linkId !== linkId) {
+        this.#sendRemote(linkId, [], ReasonCode.SessionTakenOver);
+        return;
+      }
+      const decoded = decodePacket(frame, {
+        protocolVersion: this.#session.protocolVersion,
+        maximumPacketSize: this.#limits.maximumPacketSize,
+      });
+      this.#apply(
+        decoded.ok
+          ? this.#session.packet(decoded.packet, now)
+          : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now),
+      );
+    }
+    this.#scheduleAlarm();
+  }
+
+  /** The relayed connection ended (socket closed, keep alive timeout, framing error). */
+  async linkLost(linkId: string, reason: number): Promise<void> {
+    if (this.#currentLink()?.linkId !== linkId) return;
+    this.#clearLink();
+    this.#apply(this.#session.connectionLost(reason, Date.now()));
+    this.#scheduleAlarm();
+  }
+
+  // ------------------------------------------------------------ from the topic shards
+
+  /** Messages routed to this session; QoS 1/2 ones are stored before this returns. */
+  async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
+    this.#currentLink();
+    const { effects, live } = this.#session.deliver(deliveries, Date.now());
+    this.#apply(effects);
+    return { live };
+  }
+
+  // ------------------------------------------------------------ timers
+
+  override async alarm(): Promise<void> {
+    this.#alarmAt = null;
+    const now = Date.now();
+    const link = this.#currentLink();
+    if (link?.kind === "local") {
+      const ws = this.#localSocket(link.linkId);
+      const state = ws && readState(ws);
+      const deadline = state && keepAliveDeadline(state);
+      if (!ws || !state) {
+        // The socket vanished while we slept (runtime restart): the connection is lost.
+        this.#clearLink();
+        this.#apply(this.#session.connectionLost(ReasonCode.UnspecifiedError, now));
+      } else if (deadline !== undefined && deadline <= now) {
+        this.#apply(this.#session.protocolError(ReasonCode.KeepAliveTimeout, "keep alive timeout", now));
+      }
+    }
+    this.#apply(this.#session.alarm(now));
+    this.#scheduleAlarm();
+  }
+
+  #scheduleAlarm(): void {
+    const times: number[] = [];
+    const deadline = this.#session.nextDeadline();
+    if (deadline !== undefined) times.push(deadline);
+    const link = this.#link;
+    if (link?.kind === "local") {
+      const ws = this.#localSocket(link.linkId);
+      const state = ws && readState(ws);
+      // Without keep alive, still look now and then whether the socket survived a restart.
+      if (state) times.push(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+    }
+    if (times.length === 0) return;
+    const at = Math.min(...times);
+    if (this.#alarmAt !== undefined && this.#alarmAt !== null && this.#alarmAt <= at) return;
+    this.#alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  // ------------------------------------------------------------ effects
+
+  #apply(effects: Effect[]): void {
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "send":
+          this.#send([effect.bytes]);
+          break;
+        case "close":
+          this.#close(effect.reason);
+          break;
+        case "route": {
+          const { ticket } = effect;
+          const done = this.#router.publish(effect.message);
+          if (ticket === undefined) {
+            done.catch((e) => console.error("route failed", e));
+          } else {
+            done.then(
+              (matched) => this.#afterAsync(() => this.#session.routed(ticket, matched)),
+              (e) => {
+                console.error("route failed", e);
+                this.#afterAsync(() => this.#session.routeFailed(ticket, Date.now()));
+              },
+            );
+          }
+          break;
+        }
+        case "subscribe": {
+          const { ticket, subscriptions } = effect;
+          const clientId = this.#session.record?.clientId;
+          if (!clientId) break;
+          this.#router.subscribe(clientId, subscriptions).then(
+            (retained) =>
+              this.#afterAsync(() => [
+                ...this.#session.subscribed(ticket),
+                ...this.#session.deliver(retained, Date.now()).effects,
+              ]),
+            (e) => {
+              console.error("subscribe failed", e);
+              this.#afterAsync(() =>
+                this.#session.protocolError(ReasonCode.UnspecifiedError, "subscription could not be stored", Date.now()),
+              );
+            },
+          );
+          break;
+        }
+        case "unsubscribe": {
+          const clientId = this.#session.record?.clientId ?? this.#lastClientId;
+          if (clientId) this.#router.unsubscribe(clientId, effect.filters).catch((e) => console.error("unsubscribe failed", e));
+          break;
+        }
+        case "presence":
+          this.#lastClientId = effect.event.clientId;
+          this.ctx.waitUntil(recordPresence(this.env, effect.event));
+          break;
+        case "ended":
+          this.#clearLink();
+          break;
+      }
+    }
+  }
+
+  #lastClientId: string | undefined;
+
+  #afterAsync(step: () => Effect[]): void {
+    this.#apply(step());
+    this.#scheduleAlarm();
+  }
+
+  #send(frames: Uint8Array[]): void {
+    const link = this.#link;
+    if (!link) return;
+    if (link.kind === "local") {
+      const ws = this.#localSocket(link.linkId);
+      if (ws) safeSend(ws, frames);
+      return;
+    }
+    this.#outboxFor(link.linkId).frames.push(...frames);
+  }
+
+  #close(reason: number): void {
+    const link = this.#link;
+    if (!link) return;
+    if (link.kind === "local") {
+      const ws = this.#localSocket(link.linkId);
+      if (ws) {
+        const state = readState(ws);
+        if (state) dropPending(state, this.ctx.storage);
+        safeClose(ws, 1000, `reason 0x${reason.toString(16)}`);
+      }
+    } else {
+      this.#outboxFor(link.linkId).close = reason;
+    }
+    this.#clearLink();
+  }
+
+  #outboxFor(linkId: string): { frames: Uint8Array[]; close?: number } {
+    let box = this.#outboxes.get(linkId);
+    if (!box) this.#outboxes.set(linkId, (box = { frames: [] }));
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+    return box;
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const boxes = this.#outboxes;
+    this.#outboxes = new Map();
+    for (const [linkId, box] of boxes) this.#sendRemote(linkId, box.frames, box.close);
+  }
+
+  #sendRemote(linkId: string, frames: Uint8Array[], close: number | undefined): void {
+    if (this.#connection?.linkId !== linkId) {
+      // One stub per connection, so that what we send arrives in order.
+      this.#connection = { linkId, stub: this.env.CONNECTIONS.get(this.env.CONNECTIONS.idFromString(linkId)) };
+    }
+    this.#connection.stub.toClient(frames, close).catch((e: unknown) => console.error("relay to connection failed", e));
+  }
+
+  /** A new connection for this client identifier: the current one is closed first [MQTT-3.1.4-3]. */
+  #takeOver(now: number): void {
+    const old = this.#currentLink();
+    if (!old) return;
+    if (this.#session.connected && this.#session.protocolVersion === 5) {
+      this.#send([encodePacket({ type: "disconnect", reasonCode: ReasonCode.SessionTakenOver }, 5)]);
+    }
+    this.#close(ReasonCode.SessionTakenOver);
+    this.#apply(this.#session.connectionLost(ReasonCode.SessionTakenOver, now));
+  }
+
+  #localSocket(linkId: string): WebSocket | undefined {
+    return this.ctx.getWebSockets(CLIENT_TAG).find((ws) => readState(ws)?.linkId === linkId);
+  }
+
+  #currentLink(): Link | undefined {
+    if (!this.#linkLoaded) {
+      const row = this.ctx.storage.sql
+        .exec<{ kind: string; link_id: string }>(`SELECT kind, link_id FROM link WHERE id = 1`)
+        .toArray()[0];
+      this.#link = row ? ({ kind: row.kind, linkId: row.link_id } as Link) : undefined;
+      this.#linkLoaded = true;
+    }
+    return this.#link;
+  }
+
+  #setLink(link: Link): void {
+    this.#link = link;
+    this.#linkLoaded = true;
+    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO link (id, kind, link_id) VALUES (1, ?, ?)`, link.kind, link.linkId);
+  }
+
+  #clearLink(): void {
+    if (this.#currentLink() === undefined) return;
+    this.#link = undefined;
+    this.ctx.storage.sql.exec(`DELETE FROM link`);
+  }
+}

@@ -1,0 +1,124 @@
+import { splitFrames, type ProtocolViolation } from "../core/mqtt/codec";
+
+/**
+ * What a Durable Object keeps on a hibernatable client socket (serializeAttachment, at most
+ * 2 KiB): enough to resume framing and keep alive after the object wakes up again.
+ */
+export interface SocketState {
+  /** Random identifier of this network connection. */
+  linkId: string;
+  /** Client identifier, once CONNECT has been accepted. */
+  clientId?: string;
+  /** Negotiated keep alive in seconds (0: none). */
+  keepAlive: number;
+  /** Epoch ms of the last packet from the client. */
+  lastSeen: number;
+  /** Bytes of a packet not yet complete, when small; larger remainders go to storage. */
+  pending?: Uint8Array;
+  /** True while a larger remainder is kept in storage under `pending:<linkId>`. */
+  pendingInStorage?: boolean;
+  remoteAddress?: string;
+}
+
+const ATTACHMENT_PENDING_MAX = 1024;
+
+export function readState(ws: WebSocket): SocketState | undefined {
+  return (ws.deserializeAttachment() as SocketState | null) ?? undefined;
+}
+
+export function writeState(ws: WebSocket, state: SocketState): void {
+  ws.serializeAttachment(state);
+}
+
+/**
+ * Frame one WebSocket message into whole MQTT packets [MQTT-6.0.0-?]: a message may hold part
+ * of a packet or several. The remainder survives hibernation (attachment or storage).
+ */
+export function frameMessage(
+  ws: WebSocket,
+  state: SocketState,
+  message: ArrayBuffer | string,
+  storage: DurableObjectStorage,
+  maximumPacketSize: number,
+  now: number,
+): { frames: Uint8Array[]; error?: ProtocolViolation } {
+  if (typeof message === "string") {
+    // MQTT over WebSocket uses binary messages only [MQTT-6.0.0-1].
+    return { frames: [], error: { reasonCode: 0x81, message: "text WebSocket message" } };
+  }
+  const chunk = new Uint8Array(message);
+  let pending = state.pending ?? EMPTY;
+  if (state.pendingInStorage) pending = (storage.kv.get(pendingKey(state.linkId)) as Uint8Array | undefined) ?? EMPTY;
+  const result = splitFrames(pending, chunk, maximumPacketSize);
+  const rest = result.rest;
+  const hadStorage = state.pendingInStorage === true;
+  state.lastSeen = now;
+  if (rest.byteLength === 0) {
+    delete state.pending;
+    delete state.pendingInStorage;
+  } else if (rest.byteLength <= ATTACHMENT_PENDING_MAX) {
+    state.pending = rest;
+    delete state.pendingInStorage;
+  } else {
+    delete state.pending;
+    state.pendingInStorage = true;
+    storage.kv.put(pendingKey(state.linkId), rest);
+  }
+  if (hadStorage && !state.pendingInStorage) storage.kv.delete(pendingKey(state.linkId));
+  writeState(ws, state);
+  return result.error ? { frames: result.frames, error: result.error } : { frames: result.frames };
+}
+
+export function dropPending(state: SocketState, storage: DurableObjectStorage): void {
+  if (state.pendingInStorage) storage.kv.delete(pendingKey(state.linkId));
+}
+
+/** Echo the MQTT WebSocket subprotocol the client offered [MQTT-6.0.0-3]. */
+export function chooseSubprotocol(request: Request): string | undefined {
+  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
+  return offered.find((p) => p === "mqtt") ?? offered.find((p) => p === "mqttv3.1");
+}
+
+export function acceptSocket(ctx: DurableObjectState, request: Request, state: SocketState, tag: string): Response {
+  const pair = new WebSocketPair();
+  const client = pair[0];
+  const server = pair[1];
+  ctx.acceptWebSocket(server, [tag]);
+  writeState(server, state);
+  const headers = new Headers();
+  const protocol = chooseSubprotocol(request);
+  if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+export function safeClose(ws: WebSocket, code = 1000, reason = ""): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
+
+export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
+  try {
+    for (const f of frames) ws.send(f);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Keep alive: one and a half times the interval without a packet ends the connection [MQTT-3.1.2-24]. */
+export function keepAliveDeadline(state: SocketState): number | undefined {
+  return state.keepAlive > 0 ? state.lastSeen + state.keepAlive * 1500 : undefined;
+}
+
+export function randomId(): string {
+  return crypto.randomUUID();
+}
+
+function pendingKey(linkId: string): string {
+  return `pending:${linkId}`;
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,139 @@
+import type { OutboundEntry, OutboundState, SessionRecord, SessionStore } from "../../core/session/store";
+import type { Delivery, Subscription } from "../../core/session/types";
+import { decodeJson, encodeJson } from "./json";
+
+/** The subset of Durable Object SQL storage the store uses (also met by a better-sqlite3 adapter in tests). */
+export interface SqlExec {
+  exec(query: string, ...bindings: any[]): { toArray(): Record<string, SqlValue>[] };
+}
+type SqlValue = string | number | null | ArrayBuffer | Uint8Array;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT PRIMARY KEY, options TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS outbound_packet_id ON outbound (packet_id) WHERE packet_id IS NOT NULL`,
+  `CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY)`,
+];
+
+/**
+ * SessionStore over Durable Object SQLite. Each call is one statement or a few; rows written
+ * per QoS 1 delivery: one insert and one delete.
+ */
+export class SqlSessionStore implements SessionStore {
+  readonly #sql: SqlExec;
+
+  constructor(sql: SqlExec) {
+    this.#sql = sql;
+    for (const statement of SCHEMA) sql.exec(statement);
+  }
+
+  #rows<T>(query: string, ...bindings: unknown[]): T[] {
+    return this.#sql.exec(query, ...bindings).toArray() as T[];
+  }
+
+  load(): SessionRecord | undefined {
+    const row = this.#rows<{ record: string }>(`SELECT record FROM session WHERE id = 1`)[0];
+    return row ? decodeJson<SessionRecord>(row.record) : undefined;
+  }
+  save(record: SessionRecord): void {
+    this.#sql.exec(`INSERT OR REPLACE INTO session (id, record) VALUES (1, ?)`, encodeJson(record));
+  }
+  clear(): void {
+    for (const table of ["session", "subscriptions", "outbound", "inbound_qos2"]) this.#sql.exec(`DELETE FROM ${table}`);
+  }
+
+  subscriptions(): Subscription[] {
+    return this.#rows<{ options: string }>(`SELECT options FROM subscriptions ORDER BY filter`)
+      
+      .map((r) => decodeJson<Subscription>(r.options));
+  }
+  getSubscription(filter: string): Subscription | undefined {
+    const row = this.#rows<{ options: string }>(`SELECT options FROM subscriptions WHERE filter = ?`, filter)[0];
+    return row ? decodeJson<Subscription>(row.options) : undefined;
+  }
+  putSubscription(subscription: Subscription): void {
+    this.#sql.exec(
+      `INSERT OR REPLACE INTO subscriptions (filter, options) VALUES (?, ?)`,
+      subscription.filter,
+      encodeJson(subscription),
+    );
+  }
+  deleteSubscription(filter: string): boolean {
+    const existed = this.getSubscription(filter) !== undefined;
+    if (existed) this.#sql.exec(`DELETE FROM subscriptions WHERE filter = ?`, filter);
+    return existed;
+  }
+
+  enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number {
+    const row = this.#rows<{ seq: number }>(
+        `INSERT INTO outbound (packet_id, state, delivery) VALUES (?, ?, ?) RETURNING seq`,
+        packetId ?? null,
+        state,
+        encodeJson(delivery),
+      )
+      [0]!;
+    return row.seq;
+  }
+  outbound(limit: number): OutboundEntry[] {
+    return this.#rows<OutboundRow>(`SELECT seq, packet_id, state, delivery FROM outbound ORDER BY seq LIMIT ?`, limit)
+      
+      .map(toEntry);
+  }
+  outboundCount(): number {
+    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound`)[0]!.n;
+  }
+  outboundByPacketId(packetId: number): OutboundEntry | undefined {
+    const row = this.#rows<OutboundRow>(
+        `SELECT seq, packet_id, state, delivery FROM outbound WHERE packet_id = ? AND state != 'queued' LIMIT 1`,
+        packetId,
+      )
+      [0];
+    return row ? toEntry(row) : undefined;
+  }
+  updateOutbound(seq: number, state: OutboundState, packetId?: number): void {
+    if (packetId === undefined) this.#sql.exec(`UPDATE outbound SET state = ? WHERE seq = ?`, state, seq);
+    else this.#sql.exec(`UPDATE outbound SET state = ?, packet_id = ? WHERE seq = ?`, state, packetId, seq);
+  }
+  deleteOutbound(seq: number): void {
+    this.#sql.exec(`DELETE FROM outbound WHERE seq = ?`, seq);
+  }
+  dropOldestQueued(): boolean {
+    const row = this.#rows<{ seq: number }>(`SELECT seq FROM outbound WHERE state = 'queued' ORDER BY seq LIMIT 1`)
+      [0];
+    if (!row) return false;
+    this.deleteOutbound(row.seq);
+    return true;
+  }
+
+  hasInboundQos2(packetId: number): boolean {
+    return this.#rows(`SELECT 1 AS x FROM inbound_qos2 WHERE packet_id = ?`, packetId).length > 0;
+  }
+  addInboundQos2(packetId: number): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO inbound_qos2 (packet_id) VALUES (?)`, packetId);
+  }
+  deleteInboundQos2(packetId: number): boolean {
+    const existed = this.hasInboundQos2(packetId);
+    if (existed) this.#sql.exec(`DELETE FROM inbound_qos2 WHERE packet_id = ?`, packetId);
+    return existed;
+  }
+  inboundQos2Count(): number {
+    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM inbound_qos2`)[0]!.n;
+  }
+}
+
+interface OutboundRow {
+  seq: number;
+  packet_id: number | null;
+  state: string;
+  delivery: string;
+}
+
+function toEntry(row: OutboundRow): OutboundEntry {
+  return {
+    seq: row.seq,
+    state: row.state as OutboundState,
+    delivery: decodeJson<Delivery>(row.delivery),
+    ...(row.packet_id !== null && { packetId: row.packet_id }),
+  };
+}

@@ -1,0 +1,184 @@
+import { DurableObject } from "cloudflare:workers";
+import { SharedGroups, SubscriptionTrie, isSharedFilter, topicMatches, type SubscriptionMatch } from "../core/topics";
+import type { Delivery, Message, SubscribeRequest, Subscription } from "../core/session/types";
+import type { QoS } from "../core/mqtt/packets";
+import type { Env } from "../worker/env";
+import type { SessionDO } from "./session";
+import { decodeJson, encodeJson } from "./storage/json";
+
+const STUB_CACHE_SIZE = 10_000;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT NOT NULL, client_id TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (filter, client_id))`,
+  `CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message TEXT NOT NULL, expires_at INTEGER, updated_at INTEGER NOT NULL)`,
+];
+
+/**
+ * One shard of the topic space: the retained messages of its topics and the subscriptions
+ * that can match them (exact filters hashed here, every wildcard filter). Fans a message
+ * out with one call per destination session.
+ */
+export class TopicShardDO extends DurableObject<Env> {
+  #trie: SubscriptionTrie<Subscription> | undefined;
+  readonly #shared = new SharedGroups();
+  readonly #sessions = new Map<string, DurableObjectStub<SessionDO>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    for (const statement of SCHEMA) ctx.storage.sql.exec(statement);
+  }
+
+  get #subscriptions(): SubscriptionTrie<Subscription> {
+    if (!this.#trie) {
+      const trie = new SubscriptionTrie<Subscription>();
+      for (const row of this.ctx.storage.sql
+        .exec<{ filter: string; client_id: string; options: string }>(`SELECT filter, client_id, options FROM subscriptions`)
+        .toArray()) {
+        trie.add(row.filter, row.client_id, decodeJson<Subscription>(row.options));
+      }
+      this.#trie = trie;
+    }
+    return this.#trie;
+  }
+
+  async subscribe(clientId: string, requests: SubscribeRequest[]): Promise<Delivery[]> {
+    const trie = this.#subscriptions;
+    const retained: Delivery[] = [];
+    const now = Date.now();
+    for (const { subscription, wantRetained } of requests) {
+      trie.add(subscription.filter, clientId, subscription);
+      this.ctx.storage.sql.exec(
+        `INSERT OR REPLACE INTO subscriptions (filter, client_id, options) VALUES (?, ?, ?)`,
+        subscription.filter,
+        clientId,
+        encodeJson(subscription),
+      );
+      if (wantRetained) retained.push(...this.#retainedFor(subscription, now));
+    }
+    return retained;
+  }
+
+  async unsubscribe(clientId: string, filters: string[]): Promise<void> {
+    const trie = this.#subscriptions;
+    for (const filter of filters) {
+      trie.remove(filter, clientId);
+      this.ctx.storage.sql.exec(`DELETE FROM subscriptions WHERE filter = ? AND client_id = ?`, filter, clientId);
+    }
+  }
+
+  /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
+  async publish(message: Message): Promise<{ matched: number }> {
+    const now = Date.now();
+    if (message.retain) this.#retain(message, now);
+    const perClient = this.#deliveries(message);
+    const results = await Promise.allSettled(
+      [...perClient].map(async ([clientId, delivery]) => {
+        const { live } = await this.#session(clientId).deliver([delivery]);
+        if (!live) this.#forget(clientId);
+        return live;
+      }),
+    );
+    let matched = 0;
+    for (const r of results) {
+      if (r.status === "fulfilled") {
+        if (r.value) matched++;
+      } else {
+        console.error("delivery failed", r.reason);
+        if (message.qos > 0) throw new Error("a subscriber's session did not accept the message");
+      }
+    }
+    return { matched };
+  }
+
+  /** Retained message store: replaced by the next retained publish, deleted by an empty one [MQTT-3.3.1-5] [MQTT-3.3.1-6]. */
+  #retain(message: Message, now: number): void {
+    if (message.payload.byteLength === 0) {
+      this.ctx.storage.sql.exec(`DELETE FROM retained WHERE topic = ?`, message.topic);
+      return;
+    }
+    this.ctx.storage.sql.exec(
+      `INSERT OR REPLACE INTO retained (topic, message, expires_at, updated_at) VALUES (?, ?, ?, ?)`,
+      message.topic,
+      encodeJson(message),
+      message.expiresAt ?? null,
+      now,
+    );
+  }
+
+  #retainedFor(subscription: Subscription, now: number): Delivery[] {
+    const out: Delivery[] = [];
+    const rows = this.ctx.storage.sql
+      .exec<{ topic: string; message: string; expires_at: number | null }>(`SELECT topic, message, expires_at FROM retained`)
+      .toArray();
+    for (const row of rows) {
+      if (row.expires_at !== null && row.expires_at <= now) {
+        // Expired retained messages are not sent and are removed [MQTT-3.3.2-5].
+        this.ctx.storage.sql.exec(`DELETE FROM retained WHERE topic = ?`, row.topic);
+        continue;
+      }
+      if (!topicMatches(subscription.filter, row.topic)) continue;
+      const message = decodeJson<Message>(row.message);
+      out.push({
+        message,
+        qos: minQos(message.qos, subscription.qos),
+        retain: true, // sent because of a new subscription: RETAIN set [MQTT-3.3.1-8]
+        ...(subscription.subscriptionId !== undefined && { subscriptionIds: [subscription.subscriptionId] }),
+      });
+    }
+    return out;
+  }
+
+  /** One delivery per session, whatever the number of its matching subscriptions (5.0 3.3.4). */
+  #deliveries(message: Message): Map<string, Delivery> {
+    const matches = this.#shared.pick(this.#subscriptions.match(message.topic));
+    const perClient = new Map<string, Delivery>();
+    for (const m of matches as SubscriptionMatch<Subscription>[]) {
+      const sub = m.value;
+      // No Local: not back to the publisher's own non-shared subscriptions [MQTT-3.8.3-3].
+      if (sub.noLocal && message.origin === m.key && !isSharedFilter(m.filter)) continue;
+      const qos = minQos(message.qos, sub.qos);
+      // Retain As Published keeps RETAIN, otherwise it is cleared on forwarding [MQTT-3.3.1-12] [MQTT-3.3.1-13].
+      const retain = sub.retainAsPublished && message.retain;
+      const existing = perClient.get(m.key);
+      if (!existing) {
+        perClient.set(m.key, {
+          message,
+          qos,
+          retain,
+          ...(sub.subscriptionId !== undefined && { subscriptionIds: [sub.subscriptionId] }),
+        });
+        continue;
+      }
+      // Overlapping subscriptions: highest QoS, every subscription identifier [MQTT-3.3.4-3] [MQTT-3.3.4-5].
+      existing.qos = Math.max(existing.qos, qos) as QoS;
+      existing.retain = existing.retain || retain;
+      if (sub.subscriptionId !== undefined) (existing.subscriptionIds ??= []).push(sub.subscriptionId);
+    }
+    return perClient;
+  }
+
+  /**
+   * Stubs are reused so that deliveries to one session travel in publish order: calls made
+   * through one stub arrive in the order they were made.
+   */
+  #session(clientId: string): DurableObjectStub<SessionDO> {
+    let stub = this.#sessions.get(clientId);
+    if (stub) {
+      this.#sessions.delete(clientId); // keep the map in least-recently-used order
+    } else {
+      stub = this.env.SESSIONS.get(this.env.SESSIONS.idFromName(clientId));
+      if (this.#sessions.size >= STUB_CACHE_SIZE) this.#sessions.delete(this.#sessions.keys().next().value!);
+    }
+    this.#sessions.set(clientId, stub);
+    return stub;
+  }
+
+  #forget(clientId: string): void {
+    this.#subscriptions.removeAll(clientId);
+    this.ctx.storage.sql.exec(`DELETE FROM subscriptions WHERE client_id = ?`, clientId);
+  }
+}
+
+function minQos(a: QoS, b: QoS): QoS {
+  return (a < b ? a : b) as QoS;
+}
