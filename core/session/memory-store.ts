@@ -38,14 +38,14 @@ export class MemorySessionStore implements SessionStore {
 
   enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number {
     const seq = this.#nextSeq++;
-    this.#outbound.set(seq, { seq, delivery, state, ...(packetId !== undefined && { packetId }) });
+    this.#outbound.set(seq, { seq, delivery: structuredCopy(delivery), state, ...(packetId !== undefined && { packetId }) });
     return seq;
   }
   outbound(limit: number): OutboundEntry[] {
     const out: OutboundEntry[] = [];
     for (const e of this.#outbound.values()) {
       if (out.length >= limit) break;
-      out.push({ ...e });
+      out.push(copyEntry(e));
     }
     return out;
   }
@@ -53,7 +53,7 @@ export class MemorySessionStore implements SessionStore {
     return this.#outbound.size;
   }
   outboundByPacketId(packetId: number): OutboundEntry | undefined {
-    for (const e of this.#outbound.values()) if (e.packetId === packetId && e.state !== "queued") return { ...e };
+    for (const e of this.#outbound.values()) if (e.packetId === packetId && e.state !== "queued") return copyEntry(e);
     return undefined;
   }
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void {
@@ -86,11 +86,15 @@ export class MemorySessionStore implements SessionStore {
   }
 }
 
+function copyEntry(e: OutboundEntry): OutboundEntry {
+  return { ...e, delivery: structuredCopy(e.delivery) };
+}
+
 function structuredCopy<T>(value: T): T {
   return JSON.parse(JSON.stringify(value, replacer), reviver) as T;
 }
 
-// Will payloads are bytes; keep them bytes through the copy.
+// Payloads and correlation data are bytes; keep them bytes through the copy.
 function replacer(_key: string, value: unknown): unknown {
   return value instanceof Uint8Array ? { $bytes: Array.from(value) } : value;
 }

@@ -27,6 +27,8 @@ interface PendingAck {
   qos: 1 | 2;
   done: boolean;
   matched: number;
+  /** Set when routing failed (5.0): the ack carries it. */
+  failure?: number;
 }
 
 interface PendingSubscribe {
@@ -313,8 +315,12 @@ export class Session {
       if (this.#pendingAcks.some((p) => p.packetId === packetId && p.qos === 2)) return [];
       return [this.#ack("pubrec", packetId, ReasonCode.Success)];
     }
-    const inFlight = this.#pendingAcks.length + this.#store.inboundQos2Count();
-    if (inFlight >= this.#limits.receiveMaximum) {
+    // QoS 1 counts until its PUBACK is sent; QoS 2 until PUBCOMP, once: its identifier is in the
+    // store from arrival to PUBREL, so its pending ack is not counted again.
+    const inFlight = this.#pendingAcks.filter((p) => p.qos === 1).length + this.#store.inboundQos2Count();
+    // 3.1.1 has no Receive Maximum to announce: there only the packet identifier space bounds it.
+    const receiveMaximum = this.protocolVersion === 5 ? this.#limits.receiveMaximum : MAX_PACKET_ID;
+    if (inFlight >= receiveMaximum) {
       // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9].
       return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
     }
@@ -330,10 +336,16 @@ export class Session {
     if (!pending) return [];
     pending.done = true;
     pending.matched = matched;
+    return this.#flushAcks();
+  }
+
+  /** Send the acks that are ready, in arrival order: stop at the first still being routed. */
+  #flushAcks(): Effect[] {
     const effects: Effect[] = [];
     while (this.#pendingAcks[0]?.done) {
       const p = this.#pendingAcks.shift()!;
-      const reason = p.matched === 0 && this.protocolVersion === 5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success;
+      const reason =
+        p.failure ?? (p.matched === 0 && this.protocolVersion === 5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
       effects.push(this.#ack(p.qos === 1 ? "puback" : "pubrec", p.packetId, reason));
     }
     return effects;
@@ -346,8 +358,10 @@ export class Session {
     const p = this.#pendingAcks[index]!;
     if (p.qos === 2) this.#store.deleteInboundQos2(p.packetId);
     if (this.protocolVersion === 5) {
-      this.#pendingAcks.splice(index, 1);
-      return [this.#ack(p.qos === 1 ? "puback" : "pubrec", p.packetId, ReasonCode.ImplementationSpecificError)];
+      // Answered in arrival order like any other ack [MQTT-4.6.0-2].
+      p.done = true;
+      p.failure = ReasonCode.ImplementationSpecificError;
+      return this.#flushAcks();
     }
     return this.protocolError(ReasonCode.UnspecifiedError, "could not route message", now);
   }
@@ -605,22 +619,28 @@ export class Session {
     const conn = this.record?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    // In-flight entries are always the oldest: messages are sent in queue order.
-    for (const entry of this.#store.outbound(conn.receiveMaximum)) {
-      if (entry.state !== "queued") continue;
-      if (entry.delivery.message.expiresAt !== undefined && entry.delivery.message.expiresAt <= now) {
-        this.#store.deleteOutbound(entry.seq);
-        continue;
+    // In-flight entries are always the oldest: messages are sent in queue order. An entry
+    // dropped (expired, too large) frees its place in the window for the next one, so read again.
+    for (let dropped = true; dropped; ) {
+      dropped = false;
+      for (const entry of this.#store.outbound(conn.receiveMaximum)) {
+        if (entry.state !== "queued") continue;
+        if (entry.delivery.message.expiresAt !== undefined && entry.delivery.message.expiresAt <= now) {
+          this.#store.deleteOutbound(entry.seq);
+          dropped = true;
+          continue;
+        }
+        const packetId = this.#allocatePacketId();
+        const send = this.#publishEffect(entry.delivery, packetId, false, now);
+        if (!send) {
+          // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
+          this.#store.deleteOutbound(entry.seq);
+          dropped = true;
+          continue;
+        }
+        this.#store.updateOutbound(entry.seq, "sent", packetId);
+        effects.push(send);
       }
-      const packetId = this.#allocatePacketId();
-      const send = this.#publishEffect(entry.delivery, packetId, false, now);
-      if (!send) {
-        // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
-        this.#store.deleteOutbound(entry.seq);
-        continue;
-      }
-      this.#store.updateOutbound(entry.seq, "sent", packetId);
-      effects.push(send);
     }
     return effects;
   }
@@ -659,6 +679,7 @@ export class Session {
       if (d.subscriptionIds?.length) properties.subscriptionIdentifiers = d.subscriptionIds;
     }
     let topic = m.topic;
+    let newAlias: number | undefined;
     if (v === 5 && conn.topicAliasMaximum > 0) {
       const alias = conn.outboundAliases[topic];
       if (alias !== undefined) {
@@ -668,9 +689,8 @@ export class Session {
         const used = Object.keys(conn.outboundAliases).length;
         if (used < conn.topicAliasMaximum) {
           // First use of an alias carries the topic too [MQTT-3.3.2-12].
-          properties.topicAlias = used + 1;
-          conn.outboundAliases[topic] = used + 1;
-          this.#save(record);
+          newAlias = used + 1;
+          properties.topicAlias = newAlias;
         }
       }
     }
@@ -686,6 +706,11 @@ export class Session {
     };
     const bytes = encodePacket(packet, v);
     if (bytes.byteLength > conn.maximumPacketSize) return undefined;
+    if (newAlias !== undefined) {
+      // Only a PUBLISH actually sent tells the client the alias.
+      conn.outboundAliases[m.topic] = newAlias;
+      this.#save(record);
+    }
     return { kind: "send", packet, bytes };
   }
 

@@ -1,0 +1,367 @@
+/**
+ * The contract every SessionStore implementation must meet. Registered by one test file per
+ * implementation (memory, SQLite in Node, Durable Object SQLite in workerd), so this module
+ * imports only vitest and project code: no Node built-ins.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import type { SessionRecord, SessionStore } from "../../core/session/store.js";
+import type { Delivery, Subscription } from "../../core/session/types.js";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function record(extra: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    clientId: "device-1",
+    protocolVersion: 5,
+    expiryInterval: 3600,
+    connected: true,
+    lastPacketId: 7,
+    will: {
+      topic: "devices/device-1/status",
+      payload: new Uint8Array([0, 1, 2, 128, 255]),
+      qos: 1,
+      retain: true,
+      properties: {
+        willDelayInterval: 10,
+        contentType: "application/octet-stream",
+        correlationData: new Uint8Array([9, 8, 7]),
+        userProperties: [
+          ["a", "1"],
+          ["a", "2"],
+        ],
+      },
+    },
+    connection: {
+      keepAlive: 60,
+      receiveMaximum: 10,
+      maximumPacketSize: 65536,
+      topicAliasMaximum: 4,
+      outboundAliases: { "a/b": 1 },
+      inboundAliases: { 2: "c/d" },
+      requestProblemInformation: true,
+      username: "alice",
+      connectedAt: 1_700_000_000_000,
+    },
+    ...extra,
+  };
+}
+
+function delivery(payload: string, qos: 0 | 1 | 2 = 1, extra: Partial<Delivery> = {}): Delivery {
+  return {
+    message: { topic: "t/" + payload, payload: enc(payload), qos, retain: false },
+    qos,
+    retain: false,
+    ...extra,
+  };
+}
+
+function subscription(filter: string, extra: Partial<Subscription> = {}): Subscription {
+  return { filter, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, ...extra };
+}
+
+const payloadOf = (d: Delivery): string => new TextDecoder().decode(d.message.payload);
+
+export function sessionStoreContract(name: string, makeStore: () => SessionStore): void {
+  describe(`SessionStore contract: ${name}`, () => {
+    let store: SessionStore;
+    beforeEach(() => {
+      store = makeStore();
+    });
+
+    describe("record", () => {
+      it("is undefined in a new store", () => {
+        expect(store.load()).toBeUndefined();
+      });
+
+      it("round-trips, Will payload and correlation data as bytes", () => {
+        const r = record();
+        store.save(r);
+        const loaded = store.load()!;
+        expect(loaded).toStrictEqual(r);
+        expect(loaded.will!.payload).toBeInstanceOf(Uint8Array);
+        expect([...loaded.will!.payload]).toEqual([0, 1, 2, 128, 255]);
+        expect(loaded.will!.properties!.correlationData).toBeInstanceOf(Uint8Array);
+      });
+
+      it("round-trips an empty Will payload and a record without optional fields", () => {
+        const r = record({ will: { topic: "w", payload: new Uint8Array(0), qos: 0, retain: false } });
+        store.save(r);
+        expect(store.load()).toStrictEqual(r);
+        const bare: SessionRecord = { clientId: "c", protocolVersion: 4, expiryInterval: 0xffffffff, connected: false, lastPacketId: 0 };
+        store.save(bare);
+        expect(store.load()).toStrictEqual(bare);
+      });
+
+      it("keeps willAt and expiresAt", () => {
+        const r = record({ connected: false, willAt: 1_700_000_010_000, expiresAt: 1_700_003_600_000 });
+        delete r.connection;
+        store.save(r);
+        expect(store.load()).toStrictEqual(r);
+      });
+
+      it("save replaces the record", () => {
+        store.save(record());
+        store.save(record({ lastPacketId: 99, connected: false }));
+        expect(store.load()).toMatchObject({ lastPacketId: 99, connected: false });
+      });
+
+      it("is a copy: changing the loaded or saved object does not change the store", () => {
+        const r = record();
+        store.save(r);
+        r.lastPacketId = 1000;
+        r.will!.payload[0] = 42;
+        const loaded = store.load()!;
+        expect(loaded.lastPacketId).toBe(7);
+        expect(loaded.will!.payload[0]).toBe(0);
+        loaded.connected = false;
+        expect(store.load()!.connected).toBe(true);
+      });
+    });
+
+    describe("subscriptions", () => {
+      it("put, get, list", () => {
+        expect(store.subscriptions()).toEqual([]);
+        expect(store.getSubscription("a")).toBeUndefined();
+        const a = subscription("a/+", { qos: 2, noLocal: true, retainAsPublished: true, retainHandling: 1, subscriptionId: 5 });
+        const b = subscription("$share/g/b/#");
+        store.putSubscription(a);
+        store.putSubscription(b);
+        expect(store.getSubscription("a/+")).toStrictEqual(a);
+        expect(store.getSubscription("$share/g/b/#")).toStrictEqual(b);
+        const all = store.subscriptions();
+        expect(all).toHaveLength(2);
+        expect([...all].sort((x, y) => x.filter.localeCompare(y.filter))).toStrictEqual([b, a]);
+      });
+
+      it("put with the same filter replaces", () => {
+        store.putSubscription(subscription("a", { qos: 0, subscriptionId: 1 }));
+        store.putSubscription(subscription("a", { qos: 2 }));
+        expect(store.subscriptions()).toHaveLength(1);
+        expect(store.getSubscription("a")).toStrictEqual(subscription("a", { qos: 2 }));
+      });
+
+      it("filters are exact and case-sensitive", () => {
+        store.putSubscription(subscription("A"));
+        expect(store.getSubscription("a")).toBeUndefined();
+        expect(store.deleteSubscription("a")).toBe(false);
+        expect(store.subscriptions()).toHaveLength(1);
+      });
+
+      it("delete reports whether one existed", () => {
+        store.putSubscription(subscription("a"));
+        expect(store.deleteSubscription("a")).toBe(true);
+        expect(store.deleteSubscription("a")).toBe(false);
+        expect(store.getSubscription("a")).toBeUndefined();
+        expect(store.subscriptions()).toEqual([]);
+      });
+
+      it("returns copies", () => {
+        store.putSubscription(subscription("a"));
+        store.getSubscription("a")!.qos = 2;
+        store.subscriptions()[0]!.qos = 2;
+        expect(store.getSubscription("a")!.qos).toBe(1);
+      });
+    });
+
+    describe("outbound queue", () => {
+      it("enqueue returns increasing sequence numbers; outbound lists in that order", () => {
+        const seqs = ["1", "2", "3"].map((p) => store.enqueue(delivery(p), "queued"));
+        expect(seqs[1]!).toBeGreaterThan(seqs[0]!);
+        expect(seqs[2]!).toBeGreaterThan(seqs[1]!);
+        const entries = store.outbound(10);
+        expect(entries.map((e) => e.seq)).toEqual(seqs);
+        expect(entries.map((e) => payloadOf(e.delivery))).toEqual(["1", "2", "3"]);
+        expect(entries.map((e) => e.state)).toEqual(["queued", "queued", "queued"]);
+        expect(entries.every((e) => e.packetId === undefined)).toBe(true);
+        expect(store.outboundCount()).toBe(3);
+      });
+
+      it("sequence numbers keep increasing after deletes", () => {
+        const a = store.enqueue(delivery("a"), "queued");
+        const b = store.enqueue(delivery("b"), "queued");
+        store.deleteOutbound(b);
+        store.deleteOutbound(a);
+        expect(store.enqueue(delivery("c"), "queued")).toBeGreaterThan(b);
+      });
+
+      it("keeps the delivery whole: bytes, properties, expiry, subscription identifiers", () => {
+        const d: Delivery = {
+          message: {
+            topic: "x/y",
+            payload: new Uint8Array([255, 0, 10]),
+            qos: 2,
+            retain: true,
+            properties: { contentType: "c", correlationData: new Uint8Array([1]), userProperties: [["k", "v"]], payloadFormatIndicator: 1 },
+            expiresAt: 1_700_000_123_000,
+            origin: "pub-1",
+          },
+          qos: 1,
+          retain: true,
+          subscriptionIds: [3, 7],
+        };
+        store.enqueue(d, "sent", 12);
+        const [e] = store.outbound(1);
+        expect(e).toStrictEqual({ seq: e!.seq, delivery: d, state: "sent", packetId: 12 });
+        expect(e!.delivery.message.payload).toBeInstanceOf(Uint8Array);
+      });
+
+      it("outbound(limit) returns at most limit entries, the oldest", () => {
+        for (const p of ["1", "2", "3", "4"]) store.enqueue(delivery(p), "queued");
+        expect(store.outbound(2).map((e) => payloadOf(e.delivery))).toEqual(["1", "2"]);
+        expect(store.outbound(0)).toEqual([]);
+        expect(store.outbound(100)).toHaveLength(4);
+      });
+
+      it("outboundByPacketId finds entries in flight and ignores queued ones", () => {
+        const sent = store.enqueue(delivery("s"), "sent", 5);
+        store.enqueue(delivery("q"), "queued", 6);
+        const released = store.enqueue(delivery("r", 2), "released", 7);
+        expect(store.outboundByPacketId(5)).toMatchObject({ seq: sent, state: "sent", packetId: 5 });
+        expect(store.outboundByPacketId(6)).toBeUndefined();
+        expect(store.outboundByPacketId(7)).toMatchObject({ seq: released, state: "released", packetId: 7 });
+        expect(store.outboundByPacketId(8)).toBeUndefined();
+      });
+
+      it("a queued entry keeping an old packet identifier does not shadow the one in flight", () => {
+        store.enqueue(delivery("old"), "queued", 9);
+        const live = store.enqueue(delivery("live"), "sent", 9);
+        expect(store.outboundByPacketId(9)?.seq).toBe(live);
+      });
+
+      it("updateOutbound changes the state, and the packet identifier when given", () => {
+        const seq = store.enqueue(delivery("a", 2), "queued");
+        store.updateOutbound(seq, "sent", 33);
+        expect(store.outboundByPacketId(33)).toMatchObject({ seq, state: "sent", packetId: 33 });
+        store.updateOutbound(seq, "released");
+        expect(store.outboundByPacketId(33)).toMatchObject({ seq, state: "released", packetId: 33 });
+        store.updateOutbound(seq + 1000, "sent", 1); // unknown seq: no effect
+        expect(store.outboundCount()).toBe(1);
+        expect(store.outboundByPacketId(1)).toBeUndefined();
+      });
+
+      it("updates keep the queue order", () => {
+        const a = store.enqueue(delivery("a"), "queued");
+        const b = store.enqueue(delivery("b"), "queued");
+        store.updateOutbound(b, "sent", 2);
+        store.updateOutbound(a, "sent", 1);
+        expect(store.outbound(10).map((e) => e.seq)).toEqual([a, b]);
+      });
+
+      it("deleteOutbound removes one entry", () => {
+        const a = store.enqueue(delivery("a"), "sent", 1);
+        const b = store.enqueue(delivery("b"), "queued");
+        store.deleteOutbound(a);
+        expect(store.outbound(10).map((e) => e.seq)).toEqual([b]);
+        expect(store.outboundByPacketId(1)).toBeUndefined();
+        expect(store.outboundCount()).toBe(1);
+        store.deleteOutbound(a); // twice: no effect
+        expect(store.outboundCount()).toBe(1);
+      });
+
+      it("dropOldestQueued skips entries in flight", () => {
+        const s1 = store.enqueue(delivery("s1"), "sent", 1);
+        const r2 = store.enqueue(delivery("r2", 2), "released", 2);
+        store.enqueue(delivery("q1"), "queued");
+        const q2 = store.enqueue(delivery("q2"), "queued");
+        expect(store.dropOldestQueued()).toBe(true);
+        expect(store.outbound(10).map((e) => e.seq)).toEqual([s1, r2, q2]);
+        expect(store.dropOldestQueued()).toBe(true);
+        expect(store.dropOldestQueued()).toBe(false);
+        expect(store.outbound(10).map((e) => e.seq)).toEqual([s1, r2]);
+        expect(store.outboundCount()).toBe(2);
+      });
+
+      it("dropOldestQueued on an empty queue", () => {
+        expect(store.dropOldestQueued()).toBe(false);
+      });
+
+      it("outboundCount counts every state", () => {
+        expect(store.outboundCount()).toBe(0);
+        store.enqueue(delivery("a"), "queued");
+        store.enqueue(delivery("b"), "sent", 1);
+        store.enqueue(delivery("c", 2), "released", 2);
+        expect(store.outboundCount()).toBe(3);
+      });
+
+      it("keeps its own copy of an enqueued delivery", () => {
+        const d = delivery("a");
+        store.enqueue(d, "queued");
+        d.message.topic = "changed";
+        d.message.payload[0] = 0x7a;
+        d.qos = 0;
+        const [e] = store.outbound(1);
+        expect(e!.delivery).toStrictEqual(delivery("a"));
+        e!.delivery.message.topic = "changed again";
+        expect(store.outbound(1)[0]!.delivery.message.topic).toBe("t/a");
+      });
+
+      it("entries are copies", () => {
+        const seq = store.enqueue(delivery("a"), "queued");
+        const [e] = store.outbound(1);
+        e!.state = "sent";
+        e!.packetId = 4;
+        expect(store.outbound(1)[0]).toMatchObject({ seq, state: "queued" });
+        expect(store.outboundByPacketId(4)).toBeUndefined();
+      });
+    });
+
+    describe("inbound QoS 2", () => {
+      it("add, has, delete, count", () => {
+        expect(store.inboundQos2Count()).toBe(0);
+        expect(store.hasInboundQos2(1)).toBe(false);
+        store.addInboundQos2(1);
+        store.addInboundQos2(65535);
+        expect(store.hasInboundQos2(1)).toBe(true);
+        expect(store.hasInboundQos2(65535)).toBe(true);
+        expect(store.hasInboundQos2(2)).toBe(false);
+        expect(store.inboundQos2Count()).toBe(2);
+        expect(store.deleteInboundQos2(1)).toBe(true);
+        expect(store.deleteInboundQos2(1)).toBe(false);
+        expect(store.hasInboundQos2(1)).toBe(false);
+        expect(store.inboundQos2Count()).toBe(1);
+      });
+
+      it("adding the same identifier twice keeps one", () => {
+        store.addInboundQos2(3);
+        store.addInboundQos2(3);
+        expect(store.inboundQos2Count()).toBe(1);
+        expect(store.deleteInboundQos2(3)).toBe(true);
+        expect(store.hasInboundQos2(3)).toBe(false);
+      });
+    });
+
+    describe("clear", () => {
+      it("forgets the record, subscriptions, queue and QoS 2 state", () => {
+        store.save(record());
+        store.putSubscription(subscription("a"));
+        store.enqueue(delivery("x"), "sent", 1);
+        store.enqueue(delivery("y"), "queued");
+        store.addInboundQos2(4);
+        store.clear();
+        expect(store.load()).toBeUndefined();
+        expect(store.subscriptions()).toEqual([]);
+        expect(store.getSubscription("a")).toBeUndefined();
+        expect(store.outboundCount()).toBe(0);
+        expect(store.outbound(10)).toEqual([]);
+        expect(store.outboundByPacketId(1)).toBeUndefined();
+        expect(store.dropOldestQueued()).toBe(false);
+        expect(store.inboundQos2Count()).toBe(0);
+        expect(store.hasInboundQos2(4)).toBe(false);
+      });
+
+      it("leaves a usable store", () => {
+        store.save(record());
+        const before = store.enqueue(delivery("x"), "queued");
+        store.clear();
+        store.save(record({ clientId: "again" }));
+        store.putSubscription(subscription("b"));
+        const after = store.enqueue(delivery("z"), "queued");
+        expect(store.load()!.clientId).toBe("again");
+        expect(store.subscriptions().map((s) => s.filter)).toEqual(["b"]);
+        expect(store.outbound(10).map((e) => e.seq)).toEqual([after]);
+        expect(after).toBeTypeOf("number");
+        expect(before).toBeTypeOf("number");
+      });
+    });
+  });
+}
