@@ -149,6 +149,7 @@ export class Session {
       outboundAliases: {},
       inboundAliases: {},
       requestProblemInformation: props.requestProblemInformation !== 0,
+      resumed: sessionPresent,
       connectedAt: now,
       ...(packet.username !== undefined && { username: packet.username }),
     };
@@ -368,8 +369,12 @@ export class Session {
 
   #onPubrel(packet: AckPacket): Effect[] {
     const known = this.#store.deleteInboundQos2(packet.packetId);
-    // [MQTT-4.3.3-11] PUBCOMP with the same packet identifier, 0x92 when we do not know it.
-    return [this.#ack("pubcomp", packet.packetId, known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound)];
+    // [MQTT-4.3.3-11] PUBCOMP with the same packet identifier. An unknown one is 0x92, except
+    // on a resumed session: a PUBREL repeated after reconnecting is "not an error during
+    // recovery" (5.0 3.7.2.1) — the PUBCOMP was lost, the message was delivered.
+    const recovering = this.record?.connection?.resumed === true;
+    const reason = known || recovering ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound;
+    return [this.#ack("pubcomp", packet.packetId, reason)];
   }
 
   #onPuback(packet: AckPacket, now: number): Effect[] {

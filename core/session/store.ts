@@ -33,6 +33,8 @@ export interface ConnectionState {
   /** Topic aliases the client set towards us. */
   inboundAliases: Record<number, string>;
   requestProblemInformation: boolean;
+  /** This connection resumed an existing session (CONNACK Session Present 1). */
+  resumed: boolean;
   username?: string;
   connectedAt: number;
 }

@@ -39,6 +39,7 @@ function record(extra: Partial<SessionRecord> = {}): SessionRecord {
       outboundAliases: { "a/b": 1 },
       inboundAliases: { 2: "c/d" },
       requestProblemInformation: true,
+    resumed: false,
       username: "alice",
       connectedAt: 1_700_000_000_000,
     },

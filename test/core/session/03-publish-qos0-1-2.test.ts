@@ -164,6 +164,16 @@ describe("03 inbound PUBLISH", () => {
     });
   });
 
+  it("5.0 PUBREL repeated after resuming the session (PUBCOMP lost): PUBCOMP Success", () => {
+    const h = new Harness();
+    h.connectPersistent(5);
+    h.session.routed(pick(h.packet(publish("a", "x", 2, 9)), "route")[0]!.ticket!, 1);
+    h.packet(ack("pubrel", 9)); // completed; the PUBCOMP is lost with the connection
+    h.session.connectionLost(ReasonCode.UnspecifiedError, h.now);
+    h.connectPersistent(5);
+    expect(h.one(h.packet(ack("pubrel", 9)), "pubcomp")).toStrictEqual({ type: "pubcomp", packetId: 9 });
+  });
+
   it("3.1.1 PUBREL for an unknown packet identifier: a plain PUBCOMP", () => {
     const h = new Harness();
     h.connect(4);
