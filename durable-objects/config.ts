@@ -3,9 +3,8 @@ import type { Env } from "../worker/env";
 
 /** Broker limits from wrangler.toml [vars]; a missing or unparsable value keeps the default. */
 export function limitsFromEnv(env: Env): BrokerLimits {
-  const vars = env as unknown as Record<string, string | undefined>;
-  const int = (name: string, fallback: number): number => {
-    const n = Number.parseInt(vars[name] ?? "", 10);
+  const int = (name: keyof Env, fallback: number): number => {
+    const n = Number.parseInt(String(env[name] ?? ""), 10);
     return Number.isFinite(n) && n >= 0 ? n : fallback;
   };
   return {
@@ -22,7 +21,7 @@ export function limitsFromEnv(env: Env): BrokerLimits {
 }
 
 export function shardCountFromEnv(env: Env): number {
-  const n = Number.parseInt((env as unknown as Record<string, string>).SHARD_COUNT ?? "", 10);
+  const n = Number.parseInt(env.SHARD_COUNT ?? "", 10);
   return Number.isFinite(n) && n >= 1 ? n : 8;
 }
 

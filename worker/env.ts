@@ -13,6 +13,11 @@ export interface Env {
   MAX_QUEUED_MESSAGES: string;
   RECEIVE_MAXIMUM: string;
   MAX_KEEPALIVE: string;
+  TOPIC_ALIAS_MAXIMUM?: string;
+  MAX_SESSION_EXPIRY?: string;
+  MAX_TOPIC_LENGTH?: string;
+  MAX_TOPIC_LEVELS?: string;
+  MAX_SUBSCRIPTIONS_PER_CLIENT?: string;
 }
 
 /** Hono environment shared by every router of the Worker. */
