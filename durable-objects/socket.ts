@@ -31,7 +31,7 @@ export function writeState(ws: WebSocket, state: SocketState): void {
 }
 
 /**
- * Frame one WebSocket message into whole MQTT packets [MQTT-6.0.0-?]: a message may hold part
+ * Frame one WebSocket message into whole MQTT packets [MQTT-6.0.0-2]: a message may hold part
  * of a packet or several. The remainder survives hibernation (attachment or storage).
  */
 export function frameMessage(

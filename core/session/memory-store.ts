@@ -49,6 +49,19 @@ export class MemorySessionStore implements SessionStore {
     }
     return out;
   }
+  inFlightCount(): number {
+    let n = 0;
+    for (const e of this.#outbound.values()) if (e.state !== "queued") n++;
+    return n;
+  }
+  queued(limit: number): OutboundEntry[] {
+    const out: OutboundEntry[] = [];
+    for (const e of this.#outbound.values()) {
+      if (out.length >= limit) break;
+      if (e.state === "queued") out.push(copyEntry(e));
+    }
+    return out;
+  }
   outboundCount(): number {
     return this.#outbound.size;
   }

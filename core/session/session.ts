@@ -380,7 +380,7 @@ export class Session {
   #onPuback(packet: AckPacket, now: number): Effect[] {
     const entry = this.#store.outboundByPacketId(packet.packetId);
     if (!entry || entry.delivery.qos !== 1) return [];
-    this.#store.deleteOutbound(entry.seq); // [MQTT-4.3.2-?] the packet identifier becomes free
+    this.#store.deleteOutbound(entry.seq); // the packet identifier becomes free (5.0 4.3.2)
     return this.#drain(now);
   }
 
@@ -443,10 +443,10 @@ export class Session {
       // A subscription to the same filter replaces the previous one [MQTT-3.8.4-3].
       this.#store.putSubscription(subscription);
       const wantRetained =
-        !shared && // Retained messages are not sent for shared subscriptions [MQTT-4.8.2-?] (5.0 4.8.2)
+        !shared && // Retained messages are not sent for shared subscriptions (5.0 4.8.2)
         (subscription.retainHandling === 0 || (subscription.retainHandling === 1 && !existing)); // [MQTT-3.3.1-9] [MQTT-3.3.1-10]
       requests.push({ subscription, wantRetained });
-      reasonCodes.push(sub.qos); // granted QoS: we support up to 2 [MQTT-3.9.3-?]
+      reasonCodes.push(sub.qos); // granted QoS: we support up to 2 (3.9.3)
     }
 
     if (requests.length === 0) {
@@ -596,7 +596,7 @@ export class Session {
     for (const d of deliveries) {
       if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
       if (!record.connected) {
-        // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest [MQTT-3.1.2-?].
+        // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest (5.0 3.1.2.4 allows a limit).
         if (d.qos === 0) continue;
         this.#enqueueBounded(d);
         continue;
@@ -606,9 +606,8 @@ export class Session {
         if (send) effects.push(send);
         continue;
       }
-      this.#enqueueBounded(d);
+      effects.push(...this.#deliverNow(d, now));
     }
-    if (record.connected) effects.push(...this.#drain(now));
     return { effects, live: true };
   }
 
@@ -624,30 +623,48 @@ export class Session {
     const conn = this.record?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    // In-flight entries are always the oldest: messages are sent in queue order. An entry
-    // dropped (expired, too large) frees its place in the window for the next one, so read again.
-    for (let dropped = true; dropped; ) {
-      dropped = false;
-      for (const entry of this.#store.outbound(conn.receiveMaximum)) {
-        if (entry.state !== "queued") continue;
-        if (entry.delivery.message.expiresAt !== undefined && entry.delivery.message.expiresAt <= now) {
-          this.#store.deleteOutbound(entry.seq);
-          dropped = true;
-          continue;
-        }
-        const packetId = this.#allocatePacketId();
-        const send = this.#publishEffect(entry.delivery, packetId, false, now);
+    let free = conn.receiveMaximum - this.#store.inFlightCount();
+    // An entry dropped (expired, too large) frees its place for the next one: read again.
+    while (free > 0) {
+      const batch = this.#store.queued(free);
+      if (batch.length === 0) break;
+      for (const entry of batch) {
+        const send = this.#sendStored(entry.delivery, now);
         if (!send) {
-          // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
           this.#store.deleteOutbound(entry.seq);
-          dropped = true;
           continue;
         }
-        this.#store.updateOutbound(entry.seq, "sent", packetId);
-        effects.push(send);
+        this.#store.updateOutbound(entry.seq, "sent", send.packetId);
+        effects.push(send.effect);
+        free--;
       }
     }
     return effects;
+  }
+
+  /**
+   * A QoS 1/2 delivery with room in the window and nothing queued before it: stored directly
+   * as in flight (one row written, one deleted on acknowledgement).
+   */
+  #deliverNow(d: Delivery, now: number): Effect[] {
+    const conn = this.record!.connection!;
+    if (this.#store.inFlightCount() >= conn.receiveMaximum || this.#store.queued(1).length > 0) {
+      this.#enqueueBounded(d);
+      return this.#drain(now);
+    }
+    const send = this.#sendStored(d, now);
+    if (!send) return [];
+    this.#store.enqueue(d, "sent", send.packetId);
+    return [send.effect];
+  }
+
+  /** The PUBLISH for a stored delivery with a fresh packet identifier; undefined when it must be dropped. */
+  #sendStored(d: Delivery, now: number): { effect: Effect; packetId: number } | undefined {
+    if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) return undefined; // [MQTT-3.3.2-5]
+    const packetId = this.#allocatePacketId();
+    // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
+    const effect = this.#publishEffect(d, packetId, false, now);
+    return effect && { effect, packetId };
   }
 
   #resendInFlight(now: number): Effect[] {

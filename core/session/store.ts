@@ -70,6 +70,10 @@ export interface SessionStore {
   /** Entries in sequence order, at most `limit`. */
   outbound(limit: number): OutboundEntry[];
   outboundCount(): number;
+  /** Entries sent and not yet fully acknowledged (state `sent` or `released`). */
+  inFlightCount(): number;
+  /** The oldest `queued` entries, in sequence order, at most `limit`. */
+  queued(limit: number): OutboundEntry[];
   outboundByPacketId(packetId: number): OutboundEntry | undefined;
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void;
   deleteOutbound(seq: number): void;

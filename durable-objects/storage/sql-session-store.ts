@@ -83,6 +83,15 @@ export class SqlSessionStore implements SessionStore {
   outboundCount(): number {
     return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound`)[0]!.n;
   }
+  inFlightCount(): number {
+    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound WHERE state != 'queued'`)[0]!.n;
+  }
+  queued(limit: number): OutboundEntry[] {
+    return this.#rows<OutboundRow>(
+      `SELECT seq, packet_id, state, delivery FROM outbound WHERE state = 'queued' ORDER BY seq LIMIT ?`,
+      limit,
+    ).map(toEntry);
+  }
   outboundByPacketId(packetId: number): OutboundEntry | undefined {
     const row = this.#rows<OutboundRow>(
         `SELECT seq, packet_id, state, delivery FROM outbound WHERE packet_id = ? AND state != 'queued' LIMIT 1`,

@@ -165,6 +165,20 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
     });
 
     describe("outbound queue", () => {
+      it("inFlightCount counts sent and released entries; queued(limit) lists only queued ones, oldest first", () => {
+        const a = store.enqueue(delivery("a"), "sent", 1);
+        store.enqueue(delivery("b"), "queued");
+        const c = store.enqueue(delivery("c"), "queued");
+        store.enqueue(delivery("d"), "queued");
+        expect(store.inFlightCount()).toBe(1);
+        expect(store.queued(2).map((e) => payloadOf(e.delivery))).toEqual(["b", "c"]);
+        store.updateOutbound(c, "sent", 2);
+        store.updateOutbound(a, "released");
+        expect(store.inFlightCount()).toBe(2);
+        expect(store.queued(10).map((e) => payloadOf(e.delivery))).toEqual(["b", "d"]);
+        expect(store.queued(10).every((e) => e.state === "queued")).toBe(true);
+      });
+
       it("enqueue returns increasing sequence numbers; outbound lists in that order", () => {
         const seqs = ["1", "2", "3"].map((p) => store.enqueue(delivery(p), "queued"));
         expect(seqs[1]!).toBeGreaterThan(seqs[0]!);
