@@ -67,7 +67,7 @@ export class SessionDO extends DurableObject<Env> {
       linkId: randomId(),
       keepAlive: 0,
       lastSeen: Date.now(),
-      ...(hint !== undefined && { clientId: `?${hint}` }),
+      ...(hint !== undefined && { hint }),
       ...(request.headers.get("CF-Connecting-IP") && { remoteAddress: request.headers.get("CF-Connecting-IP")! }),
     };
     return acceptSocket(this.ctx, request, state, CLIENT_TAG);
@@ -87,9 +87,8 @@ export class SessionDO extends DurableObject<Env> {
 
   /** Returns false when the connection was closed. */
   #handleLocalFrame(ws: WebSocket, state: SocketState, frame: Uint8Array, now: number): boolean {
-    const accepted = state.clientId !== undefined && !state.clientId.startsWith("?");
-    if (!accepted) {
-      const hint = state.clientId?.slice(1);
+    if (state.clientId === undefined) {
+      const hint = state.hint;
       const decoded = decodePacket(frame, { maximumPacketSize: this.#limits.maximumPacketSize });
       if (!decoded.ok || decoded.packet.type !== "connect") {
         // The first packet must be a well-formed CONNECT [MQTT-3.1.0-1].
@@ -106,6 +105,7 @@ export class SessionDO extends DurableObject<Env> {
         return false;
       }
       state.clientId = admission.clientId;
+      delete state.hint;
       this.#takeOver(now);
       this.#setLink({ kind: "local", linkId: state.linkId });
       const effects = this.#session.connect({ ...connect, clientId: admission.clientId }, now, admission.assigned);

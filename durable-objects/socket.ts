@@ -9,6 +9,8 @@ export interface SocketState {
   linkId: string;
   /** Client identifier, once CONNECT has been accepted. */
   clientId?: string;
+  /** Client identifier named by the URL (`/mqtt/<clientId>`), before CONNECT. */
+  hint?: string;
   /** Negotiated keep alive in seconds (0: none). */
   keepAlive: number;
   /** Epoch ms of the last packet from the client. */
