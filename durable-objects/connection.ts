@@ -14,6 +14,7 @@ import {
   readState,
   safeClose,
   safeSend,
+  closeCodeToEcho,
   writeState,
   type SocketState,
 } from "./socket";
@@ -132,8 +133,12 @@ export class ConnectionDO extends DurableObject<Env> {
     }
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
-    await this.#gone(ws, ReasonCode.UnspecifiedError);
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      await this.#gone(ws, ReasonCode.UnspecifiedError);
+    } finally {
+      safeClose(ws, closeCodeToEcho(code)); // complete the closing handshake the client started
+    }
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {

@@ -18,6 +18,7 @@ import {
   readState,
   safeClose,
   safeSend,
+  closeCodeToEcho,
   writeState,
   type SocketState,
 } from "./socket";
@@ -136,8 +137,12 @@ export class SessionDO extends DurableObject<Env> {
     else safeClose(ws, 1002, message);
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
-    this.#localGone(ws, ReasonCode.UnspecifiedError);
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      this.#localGone(ws, ReasonCode.UnspecifiedError);
+    } finally {
+      safeClose(ws, closeCodeToEcho(code)); // complete the closing handshake the client started
+    }
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {

@@ -101,6 +101,11 @@ export function safeClose(ws: WebSocket, code = 1000, reason = ""): void {
   }
 }
 
+/** The code to answer a client's close frame with: its own, unless it may not be sent (1005, 1006, 1015). */
+export function closeCodeToEcho(code: number): number {
+  return code === 1005 || code === 1006 || code === 1015 || code < 1000 ? 1000 : code;
+}
+
 export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
   try {
     for (const f of frames) ws.send(f);
