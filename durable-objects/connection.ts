@@ -25,6 +25,8 @@ const PINGRESP = new Uint8Array([0xd0, 0x00]);
 const CLIENT_ID_KEY = "clientId";
 /** Without keep alive, how often to check that the socket still exists. */
 const LIVENESS_CHECK_MS = 3_600_000;
+/** The relay's socket attachment: also whether the session's CONNACK has been forwarded yet. */
+type RelayState = SocketState & { connackSent?: boolean };
 
 /**
  * Holds the socket of a client that connected to plain `/mqtt`, whose client identifier is
@@ -66,8 +68,10 @@ export class ConnectionDO extends DurableObject<Env> {
         if (!(await this.#connect(ws, state, frame))) return;
         continue;
       }
-      if (frame[0] === PINGREQ && frame.byteLength === 2) {
-        safeSend(ws, [PINGRESP]); // [MQTT-3.12.4-1], without waking the session
+      if (frame[0] === PINGREQ && frame.byteLength === 2 && (readState(ws) as RelayState | undefined)?.connackSent) {
+        // [MQTT-3.12.4-1], without waking the session. Not before the CONNACK has gone out: it
+        // comes back from the session later, and must be the first packet sent [MQTT-3.2.0-1].
+        safeSend(ws, [PINGRESP]);
         continue;
       }
       relay.push(frame);
@@ -120,6 +124,11 @@ export class ConnectionDO extends DurableObject<Env> {
     const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
     if (!ws) return;
     safeSend(ws, frames);
+    const sent = frames.length > 0 && (readState(ws) as RelayState | undefined);
+    if (sent && !sent.connackSent) {
+      sent.connackSent = true; // the session's first packet to a client is its CONNACK
+      writeState(ws, sent);
+    }
     if (close !== undefined) {
       this.ctx.storage.kv.delete(CLIENT_ID_KEY);
       const state = readState(ws);
