@@ -1,0 +1,579 @@
+/**
+ * Whole MQTT exchanges over WebSocket inside workerd: the Worker, the ConnectionDO relay
+ * (`/mqtt`) and the SessionDO fast path (`/mqtt/<clientId>`), the TopicShardDOs, for MQTT
+ * 3.1.1 and 5.0. Packets are built and read with the project codec.
+ *
+ * Every test uses its own client identifiers and topics (the shards, `shard-N`, are shared
+ * by every test of the file), so no test depends on another or on storage isolation.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { decodePacket, encodePacket, splitFrames } from "../../core/mqtt/codec";
+import type { ConnectPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../core/mqtt/packets";
+import { SqlSessionStore } from "../../durable-objects/storage/sql-session-store";
+
+const BASE = "http://broker.test";
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+let counter = 0;
+const unique = (prefix: string): string => `${prefix}-${counter++}-${crypto.randomUUID().slice(0, 8)}`;
+
+type Route = "relay" | "fast";
+/** The packet shape of one type (AckPacket serves four). */
+type PacketOf<T extends Packet["type"]> = OfType<Packet, T>;
+type OfType<P, T> = P extends { type: infer U } ? (T extends U ? P : never) : never;
+
+/** One MQTT client over a WebSocket from the Worker; frames and decodes what it receives. */
+class TestClient {
+  readonly received: Packet[] = [];
+  readonly problems: string[] = [];
+  closed: { code: number; reason: string } | undefined;
+  #read = 0;
+  #pending: Uint8Array = new Uint8Array(0);
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly version: ProtocolVersion,
+    readonly clientId: string,
+  ) {
+    ws.accept();
+    // Binary messages as ArrayBuffer, not Blob (the default at this compatibility date).
+    ws.binaryType = "arraybuffer";
+    ws.addEventListener("message", (event) => {
+      if (typeof event.data === "string") {
+        this.problems.push("text WebSocket message from the broker [MQTT-6.0.0-1]");
+        return;
+      }
+      const { frames, rest, error } = splitFrames(this.#pending, new Uint8Array(event.data as ArrayBuffer));
+      this.#pending = rest;
+      if (error) this.problems.push(error.message);
+      for (const frame of frames) {
+        const decoded = decodePacket(frame, { protocolVersion: this.version });
+        if (decoded.ok) this.received.push(decoded.packet);
+        else this.problems.push(`undecodable packet from the broker: ${decoded.error.message}`);
+      }
+    });
+    ws.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+    });
+  }
+
+  send(...packets: Packet[]): void {
+    for (const p of packets) this.ws.send(encodePacket(p, this.version));
+  }
+
+  sendBytes(bytes: Uint8Array): void {
+    this.ws.send(bytes);
+  }
+
+  /** The next packet not yet read, which must be of `type`. */
+  async next<T extends Packet["type"]>(type: T, timeoutMs = 3000): Promise<PacketOf<T>> {
+    await until(() => this.received.length > this.#read, timeoutMs, () => `${this.clientId}: no ${type.toUpperCase()} (received ${this.#describe()})`);
+    const packet = this.received[this.#read++]!;
+    expect(packet.type, `${this.clientId}: expected ${type.toUpperCase()}, received ${this.#describe()}`).toBe(type);
+    return packet as PacketOf<T>;
+  }
+
+  /** Waits until every listed type has arrived among the unread packets, in any order; reads them. */
+  async nextUnordered(types: Packet["type"][], timeoutMs = 3000): Promise<Packet[]> {
+    const has = () => {
+      const unread = this.received.slice(this.#read).map((p) => p.type);
+      return types.every((t) => unread.filter((u) => u === t).length >= types.filter((x) => x === t).length);
+    };
+    await until(has, timeoutMs, () => `${this.clientId}: wanted ${types.join(", ")}; received ${this.#describe()}`);
+    const got = this.received.slice(this.#read, this.#read + types.length);
+    this.#read += types.length;
+    expect(got.map((p) => p.type).sort()).toEqual([...types].sort());
+    return got;
+  }
+
+  /** Nothing more arrives within `ms`. */
+  async expectSilence(ms = 250): Promise<void> {
+    await scheduler.wait(ms);
+    expect(this.received.slice(this.#read), `${this.clientId}: unexpected packets`).toEqual([]);
+  }
+
+  async waitClosed(timeoutMs = 3000): Promise<{ code: number; reason: string }> {
+    await until(() => this.closed !== undefined, timeoutMs, () => `${this.clientId}: socket not closed (received ${this.#describe()})`);
+    return this.closed!;
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, "client done");
+    } catch {
+      // already closed
+    }
+  }
+
+  #describe(): string {
+    return JSON.stringify(this.received.map((p) => p.type)) + (this.problems.length ? ` problems ${JSON.stringify(this.problems)}` : "");
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(message());
+    await scheduler.wait(5);
+  }
+}
+
+async function openSocket(route: Route, clientId: string, protocol = "mqtt"): Promise<Response> {
+  const path = route === "fast" ? `/mqtt/${encodeURIComponent(clientId)}` : "/mqtt";
+  return exports.default.fetch(
+    new Request(`${BASE}${path}`, { headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": protocol } }),
+  );
+}
+
+interface ConnectOptions {
+  clean?: boolean;
+  keepAlive?: number;
+  will?: Will;
+  properties?: ConnectPacket["properties"];
+}
+
+function connectPacket(version: ProtocolVersion, clientId: string, o: ConnectOptions = {}): ConnectPacket {
+  return {
+    type: "connect",
+    protocolName: "MQTT",
+    protocolVersion: version,
+    clean: o.clean ?? true,
+    keepAlive: o.keepAlive ?? 60,
+    clientId,
+    ...(o.will && { will: o.will }),
+    ...(o.properties && { properties: o.properties }),
+  };
+}
+
+async function socketClient(route: Route, version: ProtocolVersion, clientId: string): Promise<TestClient> {
+  const res = await openSocket(route, clientId);
+  expect(res.status).toBe(101);
+  expect(res.headers.get("Sec-WebSocket-Protocol")).toBe("mqtt");
+  return new TestClient(res.webSocket!, version, clientId);
+}
+
+async function connect(route: Route, version: ProtocolVersion, clientId: string, o: ConnectOptions = {}) {
+  const client = await socketClient(route, version, clientId);
+  client.send(connectPacket(version, clientId, o));
+  const connack = await client.next("connack");
+  expect(connack.reasonCode).toBe(0);
+  return { client, connack };
+}
+
+async function subscribe(client: TestClient, packetId: number, topicFilter: string, qos: QoS, extra: { subscriptionId?: number } = {}) {
+  client.send({
+    type: "subscribe",
+    packetId,
+    subscriptions: [{ topicFilter, qos }],
+    ...(extra.subscriptionId !== undefined && { properties: { subscriptionIdentifiers: [extra.subscriptionId] } }),
+  });
+  const suback = await client.next("suback");
+  expect(suback).toMatchObject({ packetId, reasonCodes: [qos] });
+  return suback;
+}
+
+function publish(topic: string, payload: string, qos: QoS, packetId?: number, extra: Partial<PublishPacket> = {}): PublishPacket {
+  return { type: "publish", topic, payload: enc(payload), qos, retain: false, dup: false, ...(packetId !== undefined && { packetId }), ...extra };
+}
+
+function sessionStub(clientId: string) {
+  return env.SESSIONS.get(env.SESSIONS.idFromName(clientId));
+}
+
+async function outboundCount(clientId: string): Promise<number> {
+  return runInDurableObject(sessionStub(clientId), (_i, state) => new SqlSessionStore(state.storage.sql).outboundCount());
+}
+
+async function inboundQos2Count(clientId: string): Promise<number> {
+  return runInDurableObject(sessionStub(clientId), (_i, state) => new SqlSessionStore(state.storage.sql).inboundQos2Count());
+}
+
+/** The object holding a client's socket: the SessionDO on the fast path, its ConnectionDO on the relay. */
+async function socketHolder(route: Route, clientId: string): Promise<DurableObjectStub> {
+  if (route === "fast") return sessionStub(clientId);
+  const linkId = await runInDurableObject(sessionStub(clientId), (_i, state) =>
+    state.storage.sql.exec<{ link_id: string }>(`SELECT link_id FROM link`).toArray()[0]?.link_id,
+  );
+  expect(linkId).toBeTypeOf("string");
+  return env.CONNECTIONS.get(env.CONNECTIONS.idFromString(linkId!));
+}
+
+const ok = (reasonCode: number | undefined): number => reasonCode ?? 0;
+
+const COMBINATIONS: [string, Route, ProtocolVersion][] = [
+  ["MQTT 3.1.1 through the relay (/mqtt)", "relay", 4],
+  ["MQTT 3.1.1 on the fast path (/mqtt/<clientId>)", "fast", 4],
+  ["MQTT 5.0 through the relay (/mqtt)", "relay", 5],
+  ["MQTT 5.0 on the fast path (/mqtt/<clientId>)", "fast", 5],
+];
+
+describe.each(COMBINATIONS)("%s", (_name, route, v) => {
+  const persistent: ConnectOptions = v === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
+
+  it("CONNECT → CONNACK, session not present; PINGREQ → PINGRESP; DISCONNECT closes", async () => {
+    const id = unique("c");
+    const { client, connack } = await connect(route, v, id);
+    expect(connack.sessionPresent).toBe(false);
+    if (v === 5) {
+      expect(connack.properties).toMatchObject({ receiveMaximum: 64, maximumPacketSize: 1048576, retainAvailable: 1, sharedSubscriptionAvailable: 1 });
+    } else {
+      expect(connack.properties).toBeUndefined();
+    }
+    client.send({ type: "pingreq" });
+    await client.next("pingresp");
+    client.send({ type: "disconnect" });
+    await client.waitClosed();
+    expect(client.problems).toEqual([]);
+  });
+
+  it("SUBSCRIBE → SUBACK; QoS 1 PUBLISH from a second client: PUBACK to it, PUBLISH to the subscriber, whose PUBACK frees the message", async () => {
+    const sid = unique("sub");
+    const pid = unique("pub");
+    const topic = unique("q1") + "/temp";
+    const { client: sub } = await connect(route, v, sid);
+    await subscribe(sub, 1, topic.replace(/temp$/, "+"), 1, v === 5 ? { subscriptionId: 42 } : {});
+    const { client: pub } = await connect(route, v, pid);
+
+    pub.send(publish(topic, "21.5", 1, 10));
+    const puback = await pub.next("puback");
+    expect(puback.packetId).toBe(10);
+    expect(ok(puback.reasonCode)).toBe(0);
+
+    const got = await sub.next("publish");
+    expect({ topic: got.topic, payload: text(got.payload), qos: got.qos, retain: got.retain, dup: got.dup }).toEqual({
+      topic,
+      payload: "21.5",
+      qos: 1,
+      retain: false,
+      dup: false,
+    });
+    expect(got.packetId).toBeGreaterThan(0);
+    if (v === 5) expect(got.properties?.subscriptionIdentifiers).toEqual([42]);
+    // Stored until the subscriber acknowledges it.
+    expect(await outboundCount(sid)).toBe(1);
+    sub.send({ type: "puback", packetId: got.packetId! });
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(0);
+
+    await pub.expectSilence(50);
+    await sub.expectSilence(50);
+    sub.close();
+    pub.close();
+  });
+
+  it("QoS 0 is delivered with QoS min(message, granted) and no acknowledgement", async () => {
+    const topic = unique("q0");
+    const { client: sub } = await connect(route, v, unique("sub"));
+    await subscribe(sub, 1, topic, 0);
+    const { client: pub } = await connect(route, v, unique("pub"));
+    pub.send(publish(topic, "fire and forget", 0), publish(topic, "downgraded", 2, 5));
+    await pub.next("pubrec");
+    const [a, b] = [await sub.next("publish"), await sub.next("publish")];
+    expect([text(a.payload), a.qos, a.packetId]).toEqual(["fire and forget", 0, undefined]);
+    expect([text(b.payload), b.qos, b.packetId]).toEqual(["downgraded", 0, undefined]);
+    sub.close();
+    pub.close();
+  });
+
+  it("QoS 2 both sides: PUBREC/PUBREL/PUBCOMP, delivered exactly once even when the publisher retransmits", async () => {
+    const sid = unique("sub");
+    const pid = unique("pub");
+    const topic = unique("q2");
+    const { client: sub } = await connect(route, v, sid);
+    await subscribe(sub, 1, topic, 2);
+    const { client: pub } = await connect(route, v, pid);
+
+    // Publisher side [MQTT-4.3.3].
+    pub.send(publish(topic, "once", 2, 7));
+    expect(await pub.next("pubrec")).toMatchObject({ type: "pubrec", packetId: 7 });
+    expect(await inboundQos2Count(pid)).toBe(1);
+    pub.send(publish(topic, "once", 2, 7, { dup: true })); // retransmission before PUBREL [MQTT-4.3.3-9]
+    expect(await pub.next("pubrec")).toMatchObject({ packetId: 7 });
+    pub.send({ type: "pubrel", packetId: 7 });
+    const pubcomp = await pub.next("pubcomp");
+    expect(pubcomp.packetId).toBe(7);
+    expect(ok(pubcomp.reasonCode)).toBe(0);
+    expect(await inboundQos2Count(pid)).toBe(0);
+
+    // Subscriber side.
+    const got = await sub.next("publish");
+    expect([text(got.payload), got.qos, got.dup]).toEqual(["once", 2, false]);
+    sub.send({ type: "pubrec", packetId: got.packetId! });
+    expect(await sub.next("pubrel")).toMatchObject({ packetId: got.packetId });
+    sub.send({ type: "pubcomp", packetId: got.packetId! });
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(0);
+    await sub.expectSilence(100); // no second copy
+    sub.close();
+    pub.close();
+  });
+
+  it("PUBREL for an unknown packet identifier is answered with PUBCOMP (0x92 in 5.0)", async () => {
+    const { client } = await connect(route, v, unique("c"));
+    client.send({ type: "pubrel", packetId: 999 });
+    const pubcomp = await client.next("pubcomp");
+    expect(pubcomp.packetId).toBe(999);
+    if (v === 5) expect(pubcomp.reasonCode).toBe(0x92);
+    client.close();
+  });
+
+  it("a retained message is sent on SUBSCRIBE, RETAIN set, after the SUBACK", async () => {
+    const topic = unique("ret");
+    const { client: pub } = await connect(route, v, unique("pub"));
+    pub.send(publish(topic, "last known", 1, 1, { retain: true }));
+    const puback = await pub.next("puback");
+    if (v === 5) expect(puback.reasonCode).toBe(0x10); // No matching subscribers
+    const { client: sub } = await connect(route, v, unique("sub"));
+    await subscribe(sub, 3, topic, 1);
+    const got = await sub.next("publish");
+    expect([got.topic, text(got.payload), got.retain, got.qos]).toEqual([topic, "last known", true, 1]);
+    sub.send({ type: "puback", packetId: got.packetId! });
+    // A live message on the same topic is forwarded with RETAIN cleared [MQTT-3.3.1-12].
+    pub.send(publish(topic, "live", 0, undefined, { retain: true }));
+    const live = await sub.next("publish");
+    expect([text(live.payload), live.retain]).toEqual(["live", false]);
+    pub.close();
+    sub.close();
+  });
+
+  it("the Will is published when the connection closes without DISCONNECT [MQTT-3.1.2-8]", async () => {
+    const willTopic = unique("will") + "/status";
+    const { client: watcher } = await connect(route, v, unique("watcher"));
+    await subscribe(watcher, 1, willTopic, 1);
+    const { client: dying } = await connect(route, v, unique("dying"), {
+      will: { topic: willTopic, payload: enc("offline"), qos: 1, retain: false },
+    });
+    dying.ws.close(1001, "network gone");
+    const will = await watcher.next("publish");
+    expect([will.topic, text(will.payload), will.qos]).toEqual([willTopic, "offline", 1]);
+    watcher.close();
+  });
+
+  it("a normal DISCONNECT discards the Will [MQTT-3.1.2-10]", async () => {
+    const willTopic = unique("will");
+    const { client: watcher } = await connect(route, v, unique("watcher"));
+    await subscribe(watcher, 1, willTopic, 1);
+    const { client: leaving } = await connect(route, v, unique("leaving"), {
+      will: { topic: willTopic, payload: enc("offline"), qos: 1, retain: false },
+    });
+    leaving.send({ type: "disconnect" });
+    await leaving.waitClosed();
+    await watcher.expectSilence(250);
+    watcher.close();
+  });
+
+  it("a persistent session is present after reconnecting and the QoS 1 message queued meanwhile is delivered", async () => {
+    const sid = unique("persist");
+    const topic = unique("queued");
+    const first = await connect(route, v, sid, persistent);
+    expect(first.connack.sessionPresent).toBe(false);
+    await subscribe(first.client, 1, topic, 1);
+    first.client.send({ type: "disconnect" });
+    await first.client.waitClosed();
+
+    const { client: pub } = await connect(route, v, unique("pub"));
+    pub.send(publish(topic, "while you were away", 1, 1), publish(topic, "qos 0 is not kept", 0));
+    const puback = await pub.next("puback");
+    expect(ok(puback.reasonCode)).toBe(0); // the offline session accepted it
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(1);
+
+    const again = await connect(route, v, sid, persistent);
+    expect(again.connack.sessionPresent).toBe(true); // [MQTT-3.2.2-2]
+    const got = await again.client.next("publish");
+    expect([got.topic, text(got.payload), got.qos]).toEqual([topic, "while you were away", 1]);
+    again.client.send({ type: "puback", packetId: got.packetId! });
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(0);
+    // The subscription came back with the session.
+    pub.send(publish(topic, "live again", 0));
+    expect(text((await again.client.next("publish")).payload)).toBe("live again");
+    await again.client.expectSilence(50);
+    again.client.close();
+    pub.close();
+  });
+
+  it("a clean session is not present after reconnecting and keeps no subscriptions", async () => {
+    const sid = unique("clean");
+    const topic = unique("t");
+    const first = await connect(route, v, sid);
+    await subscribe(first.client, 1, topic, 1);
+    first.client.send({ type: "disconnect" });
+    await first.client.waitClosed();
+    const again = await connect(route, v, sid);
+    expect(again.connack.sessionPresent).toBe(false);
+    const { client: pub } = await connect(route, v, unique("pub"));
+    pub.send(publish(topic, "nobody", 1, 1));
+    await pub.next("puback");
+    await again.client.expectSilence(100);
+    again.client.close();
+    pub.close();
+  });
+
+  it("a second connection with the same client identifier takes the session over [MQTT-3.1.4-3]", async () => {
+    const id = unique("twice");
+    const { client: old } = await connect(route, v, id, persistent);
+    const { client: fresh, connack } = await connect(route, v, id, persistent);
+    expect(connack.sessionPresent).toBe(true);
+    if (v === 5) expect(await old.next("disconnect")).toMatchObject({ reasonCode: 0x8e });
+    await old.waitClosed();
+    fresh.send({ type: "pingreq" });
+    await fresh.next("pingresp");
+    fresh.close();
+  });
+
+  it("CONNACK is the first packet sent, even when PINGREQ follows CONNECT at once [MQTT-3.2.0-1]", async () => {
+    const id = unique("eager");
+    const client = await socketClient(route, v, id);
+    client.send(connectPacket(v, id), { type: "pingreq" }, { type: "pingreq" });
+    await client.next("connack");
+    await client.next("pingresp");
+    await client.next("pingresp");
+    client.close();
+  });
+
+  it("one byte per WebSocket message: packets are reassembled [MQTT-6.0.0-2]", async () => {
+    const id = unique("bytes");
+    const topic = unique("split");
+    const client = await socketClient(route, v, id);
+    const sendByBytes = (p: Packet) => {
+      for (const b of encodePacket(p, v)) client.sendBytes(new Uint8Array([b]));
+    };
+    sendByBytes(connectPacket(v, id));
+    expect((await client.next("connack")).reasonCode).toBe(0);
+    sendByBytes({ type: "subscribe", packetId: 2, subscriptions: [{ topicFilter: topic, qos: 1 }] });
+    expect((await client.next("suback")).reasonCodes).toEqual([1]);
+    sendByBytes(publish(topic, "x".repeat(200), 1, 3)); // two-byte Remaining Length, split too
+    const got = await client.nextUnordered(["publish", "puback"]);
+    const echoed = got.find((p) => p.type === "publish") as PublishPacket;
+    expect(text(echoed.payload)).toBe("x".repeat(200));
+    client.close();
+  });
+
+  it("several packets in one WebSocket message, and packets straddling message boundaries", async () => {
+    const id = unique("many");
+    const topic = unique("batch");
+    const client = await socketClient(route, v, id);
+    const connect = encodePacket(connectPacket(v, id), v);
+    const sub = encodePacket({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter: topic, qos: 1 }] }, v);
+    client.sendBytes(concat(connect, sub, encodePacket({ type: "pingreq" }, v)));
+    await client.next("connack");
+    await client.nextUnordered(["suback", "pingresp"]);
+
+    const batch = concat(
+      encodePacket(publish(topic, "a", 1, 11), v),
+      encodePacket(publish(topic, "b", 1, 12), v),
+      encodePacket({ type: "pingreq" }, v),
+      encodePacket(publish(topic, "c", 1, 13), v),
+    );
+    // Cut in 5-byte pieces: packet boundaries fall inside messages.
+    for (let i = 0; i < batch.length; i += 5) client.sendBytes(batch.subarray(i, i + 5));
+    const got = await client.nextUnordered(["puback", "puback", "puback", "publish", "publish", "publish", "pingresp"]);
+    const pubacks = got.filter((p) => p.type === "puback").map((p) => (p as PacketOf<"puback">).packetId);
+    expect(pubacks).toEqual([11, 12, 13]); // acks in the order the publishes arrived [MQTT-4.6.0-2]
+    expect(got.filter((p) => p.type === "publish").map((p) => text((p as PublishPacket).payload))).toEqual(["a", "b", "c"]);
+    client.close();
+  });
+
+  it("a malformed packet after CONNECT: DISCONNECT 0x81 (5.0), then the connection closes [MQTT-4.13.1-1]", async () => {
+    const willTopic = unique("will");
+    const { client: watcher } = await connect(route, v, unique("watcher"));
+    await subscribe(watcher, 1, willTopic, 0);
+    const { client } = await connect(route, v, unique("bad"), { will: { topic: willTopic, payload: enc("bye"), qos: 0, retain: false } });
+    // SUBSCRIBE with its reserved flags 0000 instead of 0010 [MQTT-3.8.1-1].
+    const good = encodePacket({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter: "a", qos: 0 }] }, v);
+    const bad = good.slice();
+    bad[0] = 0x80;
+    client.sendBytes(bad);
+    if (v === 5) expect(await client.next("disconnect")).toMatchObject({ reasonCode: 0x81 });
+    await client.waitClosed();
+    await client.expectSilence(0);
+    // An error close is not a normal DISCONNECT: the Will goes out.
+    expect(text((await watcher.next("publish")).payload)).toBe("bye");
+    watcher.close();
+  });
+
+  // BUG (durable-objects/connection.ts, webSocketMessage, `if (error)`): on the relay a framing
+  // error only calls the session's linkLost and closes the socket, so a 5.0 client gets no
+  // DISCONNECT 0x81 (the fast path sends it, through session.protocolError). Expected to fail
+  // on the relay with 5.0 until the session is asked to answer it like any protocol error.
+  const framingIt = route === "relay" && v === 5 ? it.fails : it;
+  framingIt("a Remaining Length longer than four bytes: DISCONNECT 0x81 (5.0), then the connection closes", async () => {
+    const { client } = await connect(route, v, unique("badlen"));
+    client.sendBytes(new Uint8Array([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
+    await client.waitClosed();
+    if (v === 5) expect(client.received.at(-1)).toMatchObject({ type: "disconnect", reasonCode: 0x81 });
+  });
+
+  it("a first packet that is not CONNECT closes the connection [MQTT-3.1.0-1]", async () => {
+    const client = await socketClient(route, v, unique("noconnect"));
+    client.send({ type: "pingreq" });
+    await client.waitClosed();
+    expect(client.received).toEqual([]);
+  });
+
+  it("keep alive: the object's alarm is due 1.5 × keep alive after the last packet; when it runs, the connection closes and the Will is published [MQTT-3.1.2-24]", async () => {
+    const id = unique("sleepy");
+    const willTopic = unique("will");
+    const { client: watcher } = await connect(route, v, unique("watcher"));
+    await subscribe(watcher, 1, willTopic, 1);
+    const before = Date.now();
+    const { client } = await connect(route, v, id, {
+      keepAlive: 1,
+      will: { topic: willTopic, payload: enc("timed out"), qos: 1, retain: false },
+    });
+    const after = Date.now();
+    const holder = await socketHolder(route, id);
+    const alarm = await runInDurableObject(holder, (_i, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    expect(alarm!).toBeGreaterThanOrEqual(before + 1500);
+    expect(alarm!).toBeLessThanOrEqual(after + 1500);
+
+    await scheduler.wait(Math.max(0, alarm! - Date.now()) + 100);
+    // workerd may already have run the alarm on its own; either way it has run now.
+    await runDurableObjectAlarm(holder);
+    await client.waitClosed();
+    if (v === 5 && route === "fast") expect(client.received.at(-1)).toMatchObject({ type: "disconnect", reasonCode: 0x8d });
+    const will = await watcher.next("publish");
+    expect([will.topic, text(will.payload)]).toEqual([willTopic, "timed out"]);
+    watcher.close();
+  });
+});
+
+describe("WebSocket handshake", () => {
+  it("accepts the MQTT 3.1 subprotocol name mqttv3.1 and echoes it", async () => {
+    const res = await openSocket("relay", unique("c"), "mqttv3.1");
+    expect(res.status).toBe(101);
+    expect(res.headers.get("Sec-WebSocket-Protocol")).toBe("mqttv3.1");
+    res.webSocket!.accept();
+    res.webSocket!.close(1000);
+  });
+
+  it("fast path: a CONNECT whose client identifier differs from the URL is refused (0x85 / return code 2)", async () => {
+    for (const v of [4, 5] as const) {
+      const client = await socketClient("fast", v, unique("url"));
+      client.send(connectPacket(v, "someone-else"));
+      const connack = await client.next("connack");
+      expect(connack.reasonCode).toBe(v === 5 ? 0x85 : 2);
+      await client.waitClosed();
+    }
+  });
+
+  it("relay: an empty client identifier is assigned one (5.0 Assigned Client Identifier)", async () => {
+    const client = await socketClient("relay", 5, "(empty)");
+    client.send(connectPacket(5, ""));
+    const connack = await client.next("connack");
+    expect(connack.reasonCode).toBe(0);
+    expect(connack.properties?.assignedClientIdentifier).toMatch(/.+/);
+    client.close();
+  });
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
