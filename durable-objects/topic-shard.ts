@@ -7,6 +7,8 @@ import type { SessionDO } from "./session";
 import { decodeJson, encodeJson } from "./storage/json";
 
 const STUB_CACHE_SIZE = 10_000;
+/** Rounds of re-picking a shared subscription member after the picked one turned out gone. */
+const MAX_SHARED_RETRIES = 4;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT NOT NULL, client_id TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (filter, client_id))`,
@@ -70,22 +72,33 @@ export class TopicShardDO extends DurableObject<Env> {
   async publish(message: Message): Promise<{ matched: number }> {
     const now = Date.now();
     if (message.retain) this.#retain(message, now);
-    const perClient = this.#deliveries(message);
-    const results = await Promise.allSettled(
-      [...perClient].map(async ([clientId, delivery]) => {
-        const { live } = await this.#session(clientId).deliver([delivery]);
-        if (!live) this.#forget(clientId);
-        return live;
-      }),
-    );
+    let matches = this.#subscriptions.match(message.topic);
     let matched = 0;
-    for (const r of results) {
-      if (r.status === "fulfilled") {
-        if (r.value) matched++;
-      } else {
-        console.error("delivery failed", r.reason);
-        if (message.qos > 0) throw new Error("a subscriber's session did not accept the message");
+    // A shared subscription's message goes to exactly one member. If the member picked has no
+    // session any more, it is forgotten and the message goes to another member of that group.
+    for (let round = 0; round < MAX_SHARED_RETRIES && matches.length > 0; round++) {
+      const picked = this.#shared.pick(matches);
+      const dead = new Set<string>();
+      const results = await Promise.allSettled(
+        [...this.#deliveries(message, picked)].map(async ([clientId, delivery]) => {
+          const { live } = await this.#session(clientId).deliver([delivery]);
+          if (!live) {
+            this.#forget(clientId);
+            dead.add(clientId);
+          }
+          return live;
+        }),
+      );
+      for (const r of results) {
+        if (r.status === "fulfilled") {
+          if (r.value) matched++;
+        } else {
+          console.error("delivery failed", r.reason);
+          if (message.qos > 0) throw new Error("a subscriber's session did not accept the message");
+        }
       }
+      const retry = new Set(picked.filter((m) => dead.has(m.key) && isSharedFilter(m.filter)).map((m) => m.filter));
+      matches = retry.size === 0 ? [] : this.#subscriptions.match(message.topic).filter((m) => retry.has(m.filter));
     }
     return { matched };
   }
@@ -129,10 +142,9 @@ export class TopicShardDO extends DurableObject<Env> {
   }
 
   /** One delivery per session, whatever the number of its matching subscriptions (5.0 3.3.4). */
-  #deliveries(message: Message): Map<string, Delivery> {
-    const matches = this.#shared.pick(this.#subscriptions.match(message.topic));
+  #deliveries(message: Message, matches: SubscriptionMatch<Subscription>[]): Map<string, Delivery> {
     const perClient = new Map<string, Delivery>();
-    for (const m of matches as SubscriptionMatch<Subscription>[]) {
+    for (const m of matches) {
       const sub = m.value;
       // No Local: not back to the publisher's own non-shared subscriptions [MQTT-3.8.3-3].
       if (sub.noLocal && message.origin === m.key && !isSharedFilter(m.filter)) continue;
