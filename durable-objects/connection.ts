@@ -76,13 +76,18 @@ export class ConnectionDO extends DurableObject<Env> {
       }
       relay.push(frame);
     }
-    if (relay.length && state.clientId !== undefined) {
-      await this.#sessionStub(state.clientId).fromClient(state.linkId, relay);
+    if (state.clientId === undefined) {
+      if (error) safeClose(ws, 1002, error.message);
+      return;
     }
-    if (error) {
-      // The session answers framing errors like any other protocol error.
-      if (state.clientId !== undefined) await this.#sessionStub(state.clientId).linkLost(state.linkId, error.reasonCode);
-      safeClose(ws, 1002, error.message);
+    if (relay.length === 0 && !error) return;
+    try {
+      // A framing error goes to the session too: it answers like any other protocol error
+      // (5.0: DISCONNECT with the reason code) and closes the connection through toClient.
+      await this.#sessionStub(state.clientId).fromClient(state.linkId, relay, error);
+    } catch (e) {
+      console.error("relay to session failed", e);
+      safeClose(ws, 1011, "session unavailable");
     }
   }
 
