@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { decodePacket, encodePacket } from "../core/mqtt/codec";
+import { decodePacket, encodePacket, type ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
 import { Session } from "../core/session/session";
@@ -173,10 +173,12 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** Whole packets from a relayed client, in order. */
-  async fromClient(linkId: string, frames: Uint8Array[]): Promise<void> {
+  async fromClient(linkId: string, frames: Uint8Array[], error?: ProtocolViolation): Promise<void> {
     const now = Date.now();
     for (const frame of frames) {
-      if (this.#currentLink()?.linkId !== linkId) {
+      const link = this.#currentLink();
+      if (link === undefined) return; // closed while handling an earlier packet
+      if (link.linkId !== linkId) {
         this.#sendRemote(linkId, [], ReasonCode.SessionTakenOver);
         return;
       }
@@ -189,6 +191,9 @@ export class SessionDO extends DurableObject<Env> {
           ? this.#session.packet(decoded.packet, now)
           : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now),
       );
+    }
+    if (error && this.#currentLink()?.linkId === linkId) {
+      this.#apply(this.#session.protocolError(error.reasonCode, error.message, now));
     }
     this.#scheduleAlarm();
   }
@@ -307,7 +312,9 @@ export class SessionDO extends DurableObject<Env> {
           this.ctx.waitUntil(recordPresence(this.env, effect.event));
           break;
         case "ended":
-          this.#clearLink();
+          // A CONNECT with Clean Start ends the old session and starts a new one on the link
+          // just set: keep that link, or the CONNACK that follows is never sent.
+          if (!this.#session.connected) this.#clearLink();
           break;
       }
     }
