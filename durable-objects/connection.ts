@@ -15,6 +15,9 @@ import {
   safeClose,
   safeSend,
   closeCodeToEcho,
+  closeForConnectTimeout,
+  connectDeadline,
+  startsWithConnect,
   writeState,
   type SocketState,
 } from "./socket";
@@ -54,12 +57,15 @@ export class ConnectionDO extends DurableObject<Env> {
       lastSeen: Date.now(),
       ...(remoteAddress && { remoteAddress }),
     };
-    return acceptSocket(this.ctx, request, state, CLIENT_TAG);
+    const response = acceptSocket(this.ctx, request, state, CLIENT_TAG);
+    await this.ctx.storage.setAlarm(connectDeadline(state)!);
+    return response;
   }
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
+    if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
     const now = Date.now();
     const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#maximumPacketSize, now);
     const relay: Uint8Array[] = [];
@@ -140,6 +146,7 @@ export class ConnectionDO extends DurableObject<Env> {
       if (state) {
         dropPending(state, this.ctx.storage);
         delete state.clientId; // the session already knows: no linkLost for this close
+        state.closed = true;
         state.keepAlive = 0;
         writeState(ws, state);
       }
@@ -169,7 +176,14 @@ export class ConnectionDO extends DurableObject<Env> {
       if (clientId !== undefined) await this.#sessionStub(clientId).linkLost(this.ctx.id.toString(), ReasonCode.UnspecifiedError);
       return;
     }
-    if (state.clientId === undefined) return;
+    if (state.clientId === undefined) {
+      // Still no CONNECT, or the session already closed this connection.
+      const deadline = connectDeadline(state);
+      if (deadline === undefined) return;
+      if (deadline <= Date.now()) closeForConnectTimeout(ws, state);
+      else await this.ctx.storage.setAlarm(deadline);
+      return;
+    }
     const deadline = keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS;
     if (deadline > Date.now()) {
       await this.ctx.storage.setAlarm(deadline);
@@ -186,6 +200,7 @@ export class ConnectionDO extends DurableObject<Env> {
     dropPending(state, this.ctx.storage);
     const clientId = state.clientId;
     delete state.clientId;
+    state.closed = true;
     state.keepAlive = 0;
     writeState(ws, state);
     this.ctx.storage.kv.delete(CLIENT_ID_KEY);

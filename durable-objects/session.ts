@@ -19,6 +19,9 @@ import {
   safeClose,
   safeSend,
   closeCodeToEcho,
+  closeForConnectTimeout,
+  connectDeadline,
+  startsWithConnect,
   writeState,
   type SocketState,
 } from "./socket";
@@ -71,12 +74,15 @@ export class SessionDO extends DurableObject<Env> {
       ...(hint !== undefined && { hint }),
       ...(request.headers.get("CF-Connecting-IP") && { remoteAddress: request.headers.get("CF-Connecting-IP")! }),
     };
-    return acceptSocket(this.ctx, request, state, CLIENT_TAG);
+    const response = acceptSocket(this.ctx, request, state, CLIENT_TAG);
+    this.#scheduleAlarm();
+    return response;
   }
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
+    if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
     const now = Date.now();
     const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
     for (const frame of frames) {
@@ -234,6 +240,11 @@ export class SessionDO extends DurableObject<Env> {
         this.#apply(this.#session.protocolError(ReasonCode.KeepAliveTimeout, "keep alive timeout", now));
       }
     }
+    for (const ws of this.ctx.getWebSockets(CLIENT_TAG)) {
+      const state = readState(ws);
+      const deadline = state && connectDeadline(state);
+      if (deadline !== undefined && deadline <= now) closeForConnectTimeout(ws, state!);
+    }
     this.#apply(this.#session.alarm(now));
     this.#scheduleAlarm();
   }
@@ -248,6 +259,11 @@ export class SessionDO extends DurableObject<Env> {
       const state = ws && readState(ws);
       // Without keep alive, still look now and then whether the socket survived a restart.
       if (state) times.push(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+    }
+    for (const ws of this.ctx.getWebSockets(CLIENT_TAG)) {
+      const state = readState(ws);
+      const deadline = state && connectDeadline(state);
+      if (deadline !== undefined) times.push(deadline);
     }
     if (times.length === 0) return;
     const at = Math.min(...times);

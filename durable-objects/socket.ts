@@ -13,13 +13,15 @@ export interface SocketState {
   hint?: string;
   /** Negotiated keep alive in seconds (0: none). */
   keepAlive: number;
-  /** Epoch ms of the last packet from the client. */
+  /** Epoch ms of the last packet from the client (of the upgrade, before any). */
   lastSeen: number;
   /** Bytes of a packet not yet complete, when small; larger remainders go to storage. */
   pending?: Uint8Array;
   /** True while a larger remainder is kept in storage under `pending:<linkId>`. */
   pendingInStorage?: boolean;
   remoteAddress?: string;
+  /** Closed by us; waiting for the closing handshake to finish. */
+  closed?: boolean;
 }
 
 const ATTACHMENT_PENDING_MAX = 1024;
@@ -113,6 +115,28 @@ export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
   } catch {
     return false;
   }
+}
+
+/** How long a new connection may take to send CONNECT (5.0 3.1.4: close it if it does not). */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** When a socket that has not sent CONNECT yet is closed, if it still has not. */
+export function connectDeadline(state: SocketState): number | undefined {
+  return state.clientId === undefined && !state.closed ? state.lastSeen + CONNECT_TIMEOUT_MS : undefined;
+}
+
+/** Close a socket that did not send CONNECT in time. */
+export function closeForConnectTimeout(ws: WebSocket, state: SocketState): void {
+  writeState(ws, { ...state, closed: true });
+  safeClose(ws, 1002, "CONNECT timeout");
+}
+
+/** The first packet must be a CONNECT [MQTT-3.1.0-1]: reject other bytes before waiting for a whole packet. */
+export function startsWithConnect(state: SocketState, message: ArrayBuffer | string): boolean {
+  if (state.clientId !== undefined || state.pending || state.pendingInStorage) return true;
+  if (typeof message === "string") return false;
+  const first = new Uint8Array(message, 0, Math.min(1, message.byteLength))[0];
+  return first === undefined || first === 0x10;
 }
 
 /** Keep alive: one and a half times the interval without a packet ends the connection [MQTT-3.1.2-24]. */

@@ -91,9 +91,9 @@ export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inher
 
 /**
  * Arguments of `wrangler dev` for a local, offline broker.
- * @param {{ port?: number, persistTo?: string }} [options]
+ * @param {{ port?: number, persistTo?: string, inspectorPort?: number }} [options]
  */
-export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO } = {}) {
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort } = {}) {
   return [
     "dev",
     "--local",
@@ -101,6 +101,8 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO } 
     "--port", String(port),
     "--persist-to", persistTo,
     "--inspector-ip", HOST,
+    // An explicit port: two brokers started at once (tests, benchmarks) would both try 9229.
+    ...(inspectorPort !== undefined ? ["--inspector-port", String(inspectorPort)] : []),
     "--show-interactive-dev-session=false",
     "--enable-containers=false",
   ];
@@ -138,7 +140,8 @@ export async function startBroker({
 } = {}) {
   if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
 
-  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo })], {
+  const inspectorPort = await getFreePort();
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort })], {
     cwd: ROOT,
     env: brokerEnv(),
     stdio: ["ignore", ...childStdio(stdio, onOutput)],

@@ -6,7 +6,7 @@ import { health } from "./routes/health";
 import { mqtt } from "./routes/mqtt";
 
 /** The Worker's HTTP surface. Stateless: never holds a connection itself. */
-export const app = new Hono<AppEnv>()
+export const app = new Hono<AppEnv>({ strict: false })
   .route("/health", health)
   .route("/mqtt", mqtt)
   .route("/api/v1", api)

@@ -376,6 +376,19 @@ export class RawClient {
     for (const w of this.#waiters.splice(0)) w();
   }
 
+  /**
+   * ms from `rawConnect` resolving to the broker's close frame (the WebSocket turns CLOSING):
+   * the protocol-level close, before the TCP connection is torn down.
+   */
+  async waitClosing(timeoutMs = DEFAULT_TIMEOUT): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
+      if (Date.now() > deadline) throw new Error(`raw client: no close within ${timeoutMs} ms; got ${this.describe()}`);
+      await sleep(10);
+    }
+    return Date.now() - this.#openedAt;
+  }
+
   send(packetOrBytes: Packet | Uint8Array): void {
     const bytes = packetOrBytes instanceof Uint8Array ? packetOrBytes : encodePacket(packetOrBytes, this.version);
     this.ws.send(bytes, { binary: true });

@@ -52,6 +52,16 @@ describe.each(["relay", "fast"] as const)("garbage as the first packet (%s)", (r
     if (connack && connack.type === "connack") expect(connack.reasonCode, raw.describe()).not.toBe(0);
   });
 
+  it("a connection that sends no CONNECT is closed after the CONNECT timeout (10 s) (5.0 3.1.4)", async () => {
+    const raw = await rawConnect(mqttUrl(broker().url, route, uid("silent")));
+    expect(await raw.waitClosing(20_000)).toBeGreaterThanOrEqual(9_000);
+  });
+
+  it("half a CONNECT and then silence: closed after the CONNECT timeout", async () => {
+    const raw = await rawConnect(mqttUrl(broker().url, route, uid("half")), new Uint8Array([0x10, 0x40, 0x00, 0x04]));
+    expect(await raw.waitClosing(20_000)).toBeGreaterThanOrEqual(9_000);
+  });
+
   it("the broker still serves other clients afterwards", async () => {
     for (const version of VERSIONS) await brokerStillServes(version, route);
   });

@@ -43,6 +43,7 @@ describe("GET /mqtt handshake checks", () => {
   it.each([
     ["/mqtt", "mqtt"],
     ["/mqtt", "mqttv3.1"],
+    ["/mqtt/", "mqtt"],
     ["/mqtt/sensor-1", "mqtt"],
     ["/mqtt?clientId=sensor-1", "chat, mqtt"],
   ])("upgrades %s offering %s and echoes the subprotocol", async (path, offered) => {
