@@ -1,16 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
-import { decodePacket } from "../core/mqtt/codec";
 import { ReasonCode } from "../core/mqtt/packets";
-import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
 import type { Env } from "../worker/env";
 import { limitsFromEnv } from "./config";
 import type { SessionDO } from "./session";
 import {
   acceptSocket,
+  admitFirstPacket,
   dropPending,
   frameMessage,
   keepAliveDeadline,
-  randomId,
   readState,
   safeClose,
   safeSend,
@@ -98,30 +96,15 @@ export class ConnectionDO extends DurableObject<Env> {
   }
 
   async #connect(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {
-    const decoded = decodePacket(frame, { maximumPacketSize: this.#maximumPacketSize });
-    if (!decoded.ok || decoded.packet.type !== "connect") {
-      // The first packet must be a well-formed CONNECT [MQTT-3.1.0-1].
-      const refusal = decoded.ok ? undefined : refuseMalformedConnect(decoded.error, undefined);
-      if (refusal && !refusal.ok && refusal.reply) safeSend(ws, [refusal.reply]);
-      safeClose(ws, 1002, "CONNECT expected");
-      return false;
-    }
-    const admission = admitConnect(decoded.packet, randomId);
-    if (!admission.ok) {
-      if (admission.reply) safeSend(ws, [admission.reply]);
-      safeClose(ws, 1008, "client identifier refused");
-      return false;
-    }
-    state.clientId = admission.clientId;
+    const admitted = admitFirstPacket(ws, frame, this.#maximumPacketSize);
+    if (!admitted) return false;
+    const { connect, assigned } = admitted;
+    state.clientId = connect.clientId;
     writeState(ws, state);
     // Kept outside the socket too: if the runtime restarts, the socket is gone and the
     // alarm uses this to tell the session its connection was lost.
-    this.ctx.storage.kv.put(CLIENT_ID_KEY, admission.clientId);
-    const { keepAlive } = await this.#sessionStub(admission.clientId).open(
-      state.linkId,
-      { ...decoded.packet, clientId: admission.clientId },
-      admission.assigned,
-    );
+    this.ctx.storage.kv.put(CLIENT_ID_KEY, connect.clientId);
+    const { keepAlive } = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned);
     const current = readState(ws) ?? state;
     current.keepAlive = keepAlive;
     writeState(ws, current);

@@ -1,7 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { decodePacket, encodePacket, type ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
-import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
 import { Session } from "../core/session/session";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
@@ -11,6 +10,7 @@ import { recordPresence } from "./presence";
 import { Router } from "./router";
 import {
   acceptSocket,
+  admitFirstPacket,
   dropPending,
   frameMessage,
   keepAliveDeadline,
@@ -95,27 +95,14 @@ export class SessionDO extends DurableObject<Env> {
   /** Returns false when the connection was closed. */
   #handleLocalFrame(ws: WebSocket, state: SocketState, frame: Uint8Array, now: number): boolean {
     if (state.clientId === undefined) {
-      const hint = state.hint;
-      const decoded = decodePacket(frame, { maximumPacketSize: this.#limits.maximumPacketSize });
-      if (!decoded.ok || decoded.packet.type !== "connect") {
-        // The first packet must be a well-formed CONNECT [MQTT-3.1.0-1].
-        const refusal = decoded.ok ? { ok: false as const, reason: ReasonCode.ProtocolError } : refuseMalformedConnect(decoded.error, undefined);
-        if (refusal.ok === false && refusal.reply) safeSend(ws, [refusal.reply]);
-        safeClose(ws, 1002, "CONNECT expected");
-        return false;
-      }
-      const connect = decoded.packet;
-      const admission = admitConnect(connect, randomId, hint);
-      if (!admission.ok) {
-        if (admission.reply) safeSend(ws, [admission.reply]);
-        safeClose(ws, 1008, "client identifier refused");
-        return false;
-      }
-      state.clientId = admission.clientId;
+      const admitted = admitFirstPacket(ws, frame, this.#limits.maximumPacketSize, state.hint);
+      if (!admitted) return false;
+      const { connect, assigned } = admitted;
+      state.clientId = connect.clientId;
       delete state.hint;
       this.#takeOver(now);
       this.#setLink({ kind: "local", linkId: state.linkId });
-      const effects = this.#session.connect({ ...connect, clientId: admission.clientId }, now, admission.assigned);
+      const effects = this.#session.connect(connect, now, assigned);
       state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
       writeState(ws, state);
       this.#apply(effects);
@@ -126,16 +113,19 @@ export class SessionDO extends DurableObject<Env> {
       safeClose(ws, 1000, "session taken over");
       return false;
     }
+    this.#apply(this.#packetEffects(frame, now));
+    return this.#link?.linkId === state.linkId;
+  }
+
+  /** One whole packet after CONNECT: decoded for the session's version, or a protocol error. */
+  #packetEffects(frame: Uint8Array, now: number): Effect[] {
     const decoded = decodePacket(frame, {
       protocolVersion: this.#session.protocolVersion,
       maximumPacketSize: this.#limits.maximumPacketSize,
     });
-    this.#apply(
-      decoded.ok
-        ? this.#session.packet(decoded.packet, now)
-        : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now),
-    );
-    return this.#link?.linkId === state.linkId;
+    return decoded.ok
+      ? this.#session.packet(decoded.packet, now)
+      : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now);
   }
 
   #localError(ws: WebSocket, state: SocketState, reason: number, message: string, now: number): void {
@@ -188,15 +178,7 @@ export class SessionDO extends DurableObject<Env> {
         this.#sendRemote(linkId, [], ReasonCode.SessionTakenOver);
         return;
       }
-      const decoded = decodePacket(frame, {
-        protocolVersion: this.#session.protocolVersion,
-        maximumPacketSize: this.#limits.maximumPacketSize,
-      });
-      this.#apply(
-        decoded.ok
-          ? this.#session.packet(decoded.packet, now)
-          : this.#session.protocolError(decoded.error.reasonCode, decoded.error.message, now),
-      );
+      this.#apply(this.#packetEffects(frame, now));
     }
     if (error && this.#currentLink()?.linkId === linkId) {
       this.#apply(this.#session.protocolError(error.reasonCode, error.message, now));

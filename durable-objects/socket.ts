@@ -1,4 +1,6 @@
-import { splitFrames, type ProtocolViolation } from "../core/mqtt/codec";
+import { decodePacket, splitFrames, type ProtocolViolation } from "../core/mqtt/codec";
+import type { ConnectPacket } from "../core/mqtt/packets";
+import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
 
 /**
  * What a Durable Object keeps on a hibernatable client socket (serializeAttachment, at most
@@ -115,6 +117,33 @@ export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The first packet of a connection: a well-formed CONNECT [MQTT-3.1.0-1] with an acceptable
+ * client identifier, returned with the identifier filled in (assigned when it was empty).
+ * Anything else is answered (CONNACK with a refusal, where the spec asks for one) and closed.
+ */
+export function admitFirstPacket(
+  ws: WebSocket,
+  frame: Uint8Array,
+  maximumPacketSize: number,
+  hint?: string,
+): { connect: ConnectPacket; assigned: boolean } | undefined {
+  const decoded = decodePacket(frame, { maximumPacketSize });
+  if (!decoded.ok || decoded.packet.type !== "connect") {
+    const refusal = decoded.ok ? undefined : refuseMalformedConnect(decoded.error, undefined);
+    if (refusal && !refusal.ok && refusal.reply) safeSend(ws, [refusal.reply]);
+    safeClose(ws, 1002, "CONNECT expected");
+    return undefined;
+  }
+  const admission = admitConnect(decoded.packet, randomId, hint);
+  if (!admission.ok) {
+    if (admission.reply) safeSend(ws, [admission.reply]);
+    safeClose(ws, 1008, "client identifier refused");
+    return undefined;
+  }
+  return { connect: { ...decoded.packet, clientId: admission.clientId }, assigned: admission.assigned };
 }
 
 /** How long a new connection may take to send CONNECT (5.0 3.1.4: close it if it does not). */
