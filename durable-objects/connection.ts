@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ReasonCode } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
 import { limitsFromEnv } from "./config";
+import { Meter } from "./metrics";
 import type { SessionDO } from "./session";
 import {
   acceptSocket,
@@ -38,13 +39,16 @@ type RelayState = SocketState & { connackSent?: boolean };
 export class ConnectionDO extends DurableObject<Env> {
   readonly #maximumPacketSize: number;
   #session: DurableObjectStub<SessionDO> | undefined;
+  readonly #meter: Meter;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#meter = new Meter(ctx, env, "connection");
     this.#maximumPacketSize = limitsFromEnv(env).maximumPacketSize;
   }
 
   override async fetch(request: Request): Promise<Response> {
+    this.#meter.count("requests");
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -61,6 +65,7 @@ export class ConnectionDO extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    this.#meter.count("webSocketMessages");
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
     if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
@@ -104,6 +109,7 @@ export class ConnectionDO extends DurableObject<Env> {
     // Kept outside the socket too: if the runtime restarts, the socket is gone and the
     // alarm uses this to tell the session its connection was lost.
     this.ctx.storage.kv.put(CLIENT_ID_KEY, connect.clientId);
+    this.#meter.count("rowsWritten");
     const { keepAlive } = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned);
     const current = readState(ws) ?? state;
     current.keepAlive = keepAlive;
@@ -115,6 +121,7 @@ export class ConnectionDO extends DurableObject<Env> {
 
   /** Packets from the session for the client; `close` ends the connection after them. */
   async toClient(frames: Uint8Array[], close?: number): Promise<void> {
+    this.#meter.count("requests");
     const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
     if (!ws) return;
     safeSend(ws, frames);
@@ -150,6 +157,8 @@ export class ConnectionDO extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.#meter.count("requests");
+    this.#meter.count("alarms");
     const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
     const state = ws && readState(ws);
     if (!ws || !state) {

@@ -5,6 +5,7 @@ import { Session } from "../core/session/session";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { limitsFromEnv } from "./config";
+import { Meter } from "./metrics";
 import type { ConnectionDO } from "./connection";
 import { recordPresence } from "./presence";
 import { Router } from "./router";
@@ -43,6 +44,7 @@ export class SessionDO extends DurableObject<Env> {
   readonly #limits: BrokerLimits;
   readonly #session: Session;
   readonly #router: Router;
+  readonly #meter: Meter;
   #link: Link | undefined;
   #linkLoaded = false;
   #alarmAt: number | null | undefined;
@@ -54,14 +56,16 @@ export class SessionDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#limits = limitsFromEnv(env);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
-    this.#session = new Session(new SqlSessionStore(ctx.storage.sql), this.#limits);
+    this.#meter = new Meter(ctx, env, "session");
+    this.#meter.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
+    this.#session = new Session(new SqlSessionStore(this.#meter.sql), this.#limits);
     this.#router = new Router(env);
   }
 
   // ------------------------------------------------------------ fast path: socket held here
 
   override async fetch(request: Request): Promise<Response> {
+    this.#meter.count("requests");
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -80,6 +84,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    this.#meter.count("webSocketMessages");
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
     if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
@@ -160,6 +165,7 @@ export class SessionDO extends DurableObject<Env> {
 
   /** A ConnectionDO accepted a CONNECT for this client identifier. */
   async open(linkId: string, connect: ConnectPacket, assigned: boolean): Promise<{ keepAlive: number }> {
+    this.#meter.count("requests");
     const now = Date.now();
     this.#takeOver(now);
     this.#setLink({ kind: "remote", linkId });
@@ -170,6 +176,7 @@ export class SessionDO extends DurableObject<Env> {
 
   /** Whole packets from a relayed client, in order. */
   async fromClient(linkId: string, frames: Uint8Array[], error?: ProtocolViolation): Promise<void> {
+    this.#meter.count("requests");
     const now = Date.now();
     for (const frame of frames) {
       const link = this.#currentLink();
@@ -188,6 +195,7 @@ export class SessionDO extends DurableObject<Env> {
 
   /** The relayed connection ended (socket closed, keep alive timeout, framing error). */
   async linkLost(linkId: string, reason: number): Promise<void> {
+    this.#meter.count("requests");
     if (this.#currentLink()?.linkId !== linkId) return;
     this.#clearLink();
     this.#apply(this.#session.connectionLost(reason, Date.now()));
@@ -198,6 +206,7 @@ export class SessionDO extends DurableObject<Env> {
 
   /** Messages routed to this session; QoS 1/2 ones are stored before this returns. */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
+    this.#meter.count("requests");
     this.#currentLink();
     const { effects, live } = this.#session.deliver(deliveries, Date.now());
     this.#apply(effects);
@@ -207,6 +216,8 @@ export class SessionDO extends DurableObject<Env> {
   // ------------------------------------------------------------ timers
 
   override async alarm(): Promise<void> {
+    this.#meter.count("requests");
+    this.#meter.count("alarms");
     this.#alarmAt = null;
     const now = Date.now();
     const link = this.#currentLink();
@@ -260,12 +271,14 @@ export class SessionDO extends DurableObject<Env> {
     for (const effect of effects) {
       switch (effect.kind) {
         case "send":
+          if (effect.packet.type === "publish") this.#meter.count("delivered");
           this.#send([effect.bytes]);
           break;
         case "close":
           this.#close(effect.reason);
           break;
         case "route": {
+          this.#meter.count("published");
           const { ticket } = effect;
           const done = this.#router.publish(effect.message);
           if (ticket === undefined) {
@@ -394,9 +407,9 @@ export class SessionDO extends DurableObject<Env> {
 
   #currentLink(): Link | undefined {
     if (!this.#linkLoaded) {
-      const row = this.ctx.storage.sql
-        .exec<{ kind: string; link_id: string }>(`SELECT kind, link_id FROM link WHERE id = 1`)
-        .toArray()[0];
+      const row = this.#meter.sql.exec(`SELECT kind, link_id FROM link WHERE id = 1`).toArray()[0] as
+        | { kind: string; link_id: string }
+        | undefined;
       this.#link = row ? ({ kind: row.kind, linkId: row.link_id } as Link) : undefined;
       this.#linkLoaded = true;
     }
@@ -406,12 +419,12 @@ export class SessionDO extends DurableObject<Env> {
   #setLink(link: Link): void {
     this.#link = link;
     this.#linkLoaded = true;
-    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO link (id, kind, link_id) VALUES (1, ?, ?)`, link.kind, link.linkId);
+    this.#meter.sql.exec(`INSERT OR REPLACE INTO link (id, kind, link_id) VALUES (1, ?, ?)`, link.kind, link.linkId);
   }
 
   #clearLink(): void {
     if (this.#currentLink() === undefined) return;
     this.#link = undefined;
-    this.ctx.storage.sql.exec(`DELETE FROM link`);
+    this.#meter.sql.exec(`DELETE FROM link`);
   }
 }

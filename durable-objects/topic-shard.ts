@@ -4,6 +4,7 @@ import type { Delivery, Message, SubscribeRequest, Subscription } from "../core/
 import type { QoS } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
 import type { SessionDO } from "./session";
+import { Meter } from "./metrics";
 import { decodeJson, encodeJson } from "./storage/json";
 
 const STUB_CACHE_SIZE = 10_000;
@@ -25,17 +26,28 @@ export class TopicShardDO extends DurableObject<Env> {
   readonly #shared = new SharedGroups();
   readonly #sessions = new Map<string, DurableObjectStub<SessionDO>>();
 
+  readonly #meter: Meter;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    for (const statement of SCHEMA) ctx.storage.sql.exec(statement);
+    this.#meter = new Meter(ctx, env, "shard");
+    for (const statement of SCHEMA) this.#exec(statement);
+  }
+
+  #exec(query: string, ...bindings: unknown[]): void {
+    this.#meter.sql.exec(query, ...bindings);
+  }
+
+  #rows<T>(query: string, ...bindings: unknown[]): T[] {
+    return this.#meter.sql.exec(query, ...bindings).toArray() as T[];
   }
 
   get #subscriptions(): SubscriptionTrie<Subscription> {
     if (!this.#trie) {
       const trie = new SubscriptionTrie<Subscription>();
-      for (const row of this.ctx.storage.sql
-        .exec<{ filter: string; client_id: string; options: string }>(`SELECT filter, client_id, options FROM subscriptions`)
-        .toArray()) {
+      for (const row of this.#rows<{ filter: string; client_id: string; options: string }>(
+        `SELECT filter, client_id, options FROM subscriptions`,
+      )) {
         trie.add(row.filter, row.client_id, decodeJson<Subscription>(row.options));
       }
       this.#trie = trie;
@@ -44,12 +56,13 @@ export class TopicShardDO extends DurableObject<Env> {
   }
 
   async subscribe(clientId: string, requests: SubscribeRequest[]): Promise<Delivery[]> {
+    this.#meter.count("requests");
     const trie = this.#subscriptions;
     const retained: Delivery[] = [];
     const now = Date.now();
     for (const { subscription, wantRetained } of requests) {
       trie.add(subscription.filter, clientId, subscription);
-      this.ctx.storage.sql.exec(
+      this.#exec(
         `INSERT OR REPLACE INTO subscriptions (filter, client_id, options) VALUES (?, ?, ?)`,
         subscription.filter,
         clientId,
@@ -61,15 +74,17 @@ export class TopicShardDO extends DurableObject<Env> {
   }
 
   async unsubscribe(clientId: string, filters: string[]): Promise<void> {
+    this.#meter.count("requests");
     const trie = this.#subscriptions;
     for (const filter of filters) {
       trie.remove(filter, clientId);
-      this.ctx.storage.sql.exec(`DELETE FROM subscriptions WHERE filter = ? AND client_id = ?`, filter, clientId);
+      this.#exec(`DELETE FROM subscriptions WHERE filter = ? AND client_id = ?`, filter, clientId);
     }
   }
 
   /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
   async publish(message: Message): Promise<{ matched: number }> {
+    this.#meter.count("requests");
     const now = Date.now();
     if (message.retain) this.#retain(message, now);
     let matches = this.#subscriptions.match(message.topic);
@@ -106,10 +121,10 @@ export class TopicShardDO extends DurableObject<Env> {
   /** Retained message store: replaced by the next retained publish, deleted by an empty one [MQTT-3.3.1-5] [MQTT-3.3.1-6]. */
   #retain(message: Message, now: number): void {
     if (message.payload.byteLength === 0) {
-      this.ctx.storage.sql.exec(`DELETE FROM retained WHERE topic = ?`, message.topic);
+      this.#exec(`DELETE FROM retained WHERE topic = ?`, message.topic);
       return;
     }
-    this.ctx.storage.sql.exec(
+    this.#exec(
       `INSERT OR REPLACE INTO retained (topic, message, expires_at, updated_at) VALUES (?, ?, ?, ?)`,
       message.topic,
       encodeJson(message),
@@ -120,13 +135,13 @@ export class TopicShardDO extends DurableObject<Env> {
 
   #retainedFor(subscription: Subscription, now: number): Delivery[] {
     const out: Delivery[] = [];
-    const rows = this.ctx.storage.sql
-      .exec<{ topic: string; message: string; expires_at: number | null }>(`SELECT topic, message, expires_at FROM retained`)
-      .toArray();
+    const rows = this.#rows<{ topic: string; message: string; expires_at: number | null }>(
+      `SELECT topic, message, expires_at FROM retained`,
+    );
     for (const row of rows) {
       if (row.expires_at !== null && row.expires_at <= now) {
         // Expired retained messages are not sent and are removed [MQTT-3.3.2-5].
-        this.ctx.storage.sql.exec(`DELETE FROM retained WHERE topic = ?`, row.topic);
+        this.#exec(`DELETE FROM retained WHERE topic = ?`, row.topic);
         continue;
       }
       if (!topicMatches(subscription.filter, row.topic)) continue;
@@ -187,7 +202,7 @@ export class TopicShardDO extends DurableObject<Env> {
 
   #forget(clientId: string): void {
     this.#subscriptions.removeAll(clientId);
-    this.ctx.storage.sql.exec(`DELETE FROM subscriptions WHERE client_id = ?`, clientId);
+    this.#exec(`DELETE FROM subscriptions WHERE client_id = ?`, clientId);
   }
 }
 

@@ -3,11 +3,13 @@ import type { AppEnv } from "./env";
 import { notFound, onError } from "./problem";
 import { api } from "./routes/api";
 import { health } from "./routes/health";
+import { metrics } from "./routes/metrics";
 import { mqtt } from "./routes/mqtt";
 
 /** The Worker's HTTP surface. Stateless: never holds a connection itself. */
 export const app = new Hono<AppEnv>({ strict: false })
   .route("/health", health)
+  .route("/metrics", metrics)
   .route("/mqtt", mqtt)
   .route("/api/v1", api)
   .notFound(notFound)

@@ -1,5 +1,6 @@
 import type { ConnectionDO } from "../durable-objects/connection";
 import type { SessionDO } from "../durable-objects/session";
+import type { MetricsDO } from "../durable-objects/metrics";
 import type { TopicShardDO } from "../durable-objects/topic-shard";
 
 /** Bindings declared in wrangler.toml. Vars arrive as strings. */
@@ -7,6 +8,7 @@ export interface Env {
   SESSIONS: DurableObjectNamespace<SessionDO>;
   CONNECTIONS: DurableObjectNamespace<ConnectionDO>;
   SHARDS: DurableObjectNamespace<TopicShardDO>;
+  METRICS: DurableObjectNamespace<MetricsDO>;
   DB: D1Database;
   SHARD_COUNT: string;
   MAX_PACKET_SIZE: string;
