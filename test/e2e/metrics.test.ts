@@ -7,7 +7,7 @@ const broker = useBroker();
 
 interface Snapshot {
   total: Record<"requests" | "webSocketMessages" | "alarms" | "rowsRead" | "rowsWritten" | "published" | "delivered", number>;
-  byKind: Record<"session" | "connection" | "shard", Record<string, number>>;
+  byKind: Record<"session" | "connection" | "shard", Snapshot["total"]>;
 }
 
 async function snapshot(): Promise<Snapshot> {
