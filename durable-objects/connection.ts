@@ -1,5 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
+import type { ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode } from "../core/mqtt/packets";
+import { Batcher } from "../core/util/batcher";
 import type { Env } from "../worker/env";
 import { limitsFromEnv } from "./config";
 import { Meter } from "./metrics";
@@ -21,6 +23,12 @@ import {
   type SocketState,
 } from "./socket";
 
+/** Packets for the session, and a framing error after them, if any. */
+interface Inbound {
+  frames: Uint8Array[];
+  error?: ProtocolViolation;
+}
+
 const CLIENT_TAG = "client";
 const PINGREQ = 0xc0;
 const PINGRESP = new Uint8Array([0xd0, 0x00]);
@@ -39,6 +47,7 @@ type RelayState = SocketState & { connackSent?: boolean };
 export class ConnectionDO extends DurableObject<Env> {
   readonly #maximumPacketSize: number;
   #session: DurableObjectStub<SessionDO> | undefined;
+  #toSession: Batcher<Inbound, undefined> | undefined;
   readonly #meter: Meter;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -93,7 +102,7 @@ export class ConnectionDO extends DurableObject<Env> {
     try {
       // A framing error goes to the session too: it answers like any other protocol error
       // (5.0: DISCONNECT with the reason code) and closes the connection through toClient.
-      await this.#sessionStub(state.clientId).fromClient(state.linkId, relay, error);
+      await this.#relay(state.clientId, state.linkId).push({ frames: relay, ...(error && { error }) });
     } catch (e) {
       console.error("relay to session failed", e);
       safeClose(ws, 1011, "session unavailable");
@@ -201,6 +210,23 @@ export class ConnectionDO extends DurableObject<Env> {
 
   #scheduleKeepAlive(state: SocketState): void {
     void this.ctx.storage.setAlarm(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+  }
+
+  /** To the session: one fromClient() call in flight, packets arriving meanwhile go in the next, in order. */
+  #relay(clientId: string, linkId: string): Batcher<Inbound, undefined> {
+    if (!this.#toSession) {
+      const stub = this.#sessionStub(clientId);
+      this.#toSession = new Batcher<Inbound, undefined>(async (items) => {
+        const error = items.find((i) => i.error !== undefined)?.error;
+        await stub.fromClient(
+          linkId,
+          items.flatMap((i) => i.frames),
+          error,
+        );
+        return items.map(() => undefined);
+      });
+    }
+    return this.#toSession;
   }
 
   #sessionStub(clientId: string): DurableObjectStub<SessionDO> {

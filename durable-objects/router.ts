@@ -1,16 +1,20 @@
 import { shardOfTopic, shardsForFilter } from "../core/topics";
 import type { Delivery, Message, SubscribeRequest } from "../core/session/types";
 import type { Env } from "../worker/env";
+import { Batcher } from "../core/util/batcher";
 import { shardCountFromEnv, shardName } from "./config";
+import type { TopicShardDO } from "./topic-shard";
 
 /**
  * A session's view of the topic space: which TopicShard object holds a topic or a filter.
- * Stubs are kept so that successive calls to one shard travel in order (per-topic order).
+ * Publishes to one shard go through one queue with one call in flight, so they arrive in
+ * order (per-topic order) and a fast publisher's messages share calls.
  */
 export class Router {
   readonly #env: Env;
   readonly #shardCount: number;
-  readonly #stubs = new Map<number, DurableObjectStub<import("./topic-shard").TopicShardDO>>();
+  readonly #stubs = new Map<number, DurableObjectStub<TopicShardDO>>();
+  readonly #publishQueues = new Map<number, Batcher<Message, number>>();
 
   constructor(env: Env) {
     this.#env = env;
@@ -27,9 +31,15 @@ export class Router {
   }
 
   /** Publish into the topic space; resolves with the number of sessions that accepted it. */
-  async publish(message: Message): Promise<number> {
-    const result = await this.#shard(shardOfTopic(message.topic, this.#shardCount)).publish(message);
-    return result.matched;
+  publish(message: Message): Promise<number> {
+    const index = shardOfTopic(message.topic, this.#shardCount);
+    let queue = this.#publishQueues.get(index);
+    if (!queue) {
+      const shard = this.#shard(index);
+      queue = new Batcher(async (messages: Message[]) => (await shard.publishBatch(messages)).map((r) => r.matched));
+      this.#publishQueues.set(index, queue);
+    }
+    return queue.push(message);
   }
 
   /** Register subscriptions on every shard they concern; resolves with the retained messages to send. */

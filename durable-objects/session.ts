@@ -4,9 +4,9 @@ import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { Session } from "../core/session/session";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
+import { Batcher } from "../core/util/batcher";
 import { limitsFromEnv } from "./config";
 import { Meter } from "./metrics";
-import type { ConnectionDO } from "./connection";
 import { recordPresence } from "./presence";
 import { Router } from "./router";
 import {
@@ -27,6 +27,12 @@ import {
   type SocketState,
 } from "./socket";
 import { SqlSessionStore } from "./storage/sql-session-store";
+
+/** What goes to a relayed client in one call: packets, then maybe the close. */
+interface Outbox {
+  frames: Uint8Array[];
+  close?: number;
+}
 
 /** Where the client's network connection is: on this object, or on a ConnectionDO. */
 type Link = { kind: "local"; linkId: string } | { kind: "remote"; linkId: string };
@@ -49,9 +55,9 @@ export class SessionDO extends DurableObject<Env> {
   #linkLoaded = false;
   #alarmAt: number | null | undefined;
   /** Sends to remote links gathered within one turn, flushed as one RPC per link. */
-  #outboxes = new Map<string, { frames: Uint8Array[]; close?: number }>();
+  #outboxes = new Map<string, Outbox>();
   #flushScheduled = false;
-  #connection: { linkId: string; stub: DurableObjectStub<ConnectionDO> } | undefined;
+  readonly #relays = new Map<string, Batcher<Outbox, undefined>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -365,7 +371,7 @@ export class SessionDO extends DurableObject<Env> {
     this.#clearLink();
   }
 
-  #outboxFor(linkId: string): { frames: Uint8Array[]; close?: number } {
+  #outboxFor(linkId: string): Outbox {
     let box = this.#outboxes.get(linkId);
     if (!box) this.#outboxes.set(linkId, (box = { frames: [] }));
     if (!this.#flushScheduled) {
@@ -382,12 +388,26 @@ export class SessionDO extends DurableObject<Env> {
     for (const [linkId, box] of boxes) this.#sendRemote(linkId, box.frames, box.close);
   }
 
+  /**
+   * To a relayed client: one toClient() call in flight per connection, what is sent meanwhile
+   * goes in the next call, in order.
+   */
   #sendRemote(linkId: string, frames: Uint8Array[], close: number | undefined): void {
-    if (this.#connection?.linkId !== linkId) {
-      // One stub per connection, so that what we send arrives in order.
-      this.#connection = { linkId, stub: this.env.CONNECTIONS.get(this.env.CONNECTIONS.idFromString(linkId)) };
+    let queue = this.#relays.get(linkId);
+    if (!queue) {
+      for (const [id, q] of this.#relays) if (q.idle) this.#relays.delete(id); // finished connections
+      const stub = this.env.CONNECTIONS.get(this.env.CONNECTIONS.idFromString(linkId));
+      queue = new Batcher<Outbox, undefined>(async (items) => {
+        const closing = items.find((i) => i.close !== undefined)?.close;
+        await stub.toClient(
+          items.flatMap((i) => i.frames),
+          closing,
+        );
+        return items.map(() => undefined);
+      });
+      this.#relays.set(linkId, queue);
     }
-    this.#connection.stub.toClient(frames, close).catch((e: unknown) => console.error("relay to connection failed", e));
+    queue.push({ frames, ...(close !== undefined && { close }) }).catch((e: unknown) => console.error("relay to connection failed", e));
   }
 
   /** A new connection for this client identifier: the current one is closed first [MQTT-3.1.4-3]. */

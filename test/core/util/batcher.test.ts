@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { Batcher } from "../../../core/util/batcher";
+
+/** A destination whose calls complete when the test says so. */
+function destination() {
+  const calls: Array<{ items: number[]; done: (fail?: unknown) => void }> = [];
+  const send = (items: number[]) =>
+    new Promise<number[]>((resolve, reject) => {
+      calls.push({ items, done: (fail) => (fail ? reject(fail) : resolve(items.map((i) => i * 10))) });
+    });
+  return { calls, send };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("Batcher", () => {
+  it("sends the first item at once, alone, and batches what arrives while it is in flight", async () => {
+    const d = destination();
+    const b = new Batcher(d.send);
+    const first = b.push(1);
+    expect(d.calls.map((c) => c.items)).toEqual([[1]]);
+    const rest = [b.push(2), b.push(3), b.push(4)];
+    expect(d.calls).toHaveLength(1); // never two calls at once
+    d.calls[0]!.done();
+    expect(await first).toBe(10);
+    await tick();
+    expect(d.calls.map((c) => c.items)).toEqual([[1], [2, 3, 4]]);
+    d.calls[1]!.done();
+    expect(await Promise.all(rest)).toEqual([20, 30, 40]);
+    expect(b.idle).toBe(true);
+  });
+
+  it("keeps order across calls and respects the batch size", async () => {
+    const d = destination();
+    const b = new Batcher(d.send, 2);
+    const all = [1, 2, 3, 4, 5].map((i) => b.push(i));
+    for (let i = 0; i < 3; i++) {
+      await tick();
+      d.calls[i]!.done();
+    }
+    expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50]);
+    expect(d.calls.map((c) => c.items)).toEqual([[1], [2, 3], [4, 5]]);
+  });
+
+  it("a failed call rejects its items only; the next batch still goes", async () => {
+    const d = destination();
+    const b = new Batcher(d.send);
+    const first = b.push(1);
+    const second = b.push(2);
+    d.calls[0]!.done(new Error("down"));
+    await expect(first).rejects.toThrow("down");
+    await tick();
+    d.calls[1]!.done();
+    expect(await second).toBe(20);
+  });
+});
