@@ -11,14 +11,17 @@ type SqlValue = string | number | null | ArrayBuffer | Uint8Array;
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT PRIMARY KEY, options TEXT NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL)`,
-  `CREATE INDEX IF NOT EXISTS outbound_packet_id ON outbound (packet_id) WHERE packet_id IS NOT NULL`,
+  // No AUTOINCREMENT and no index on packet_id: each would add a row written per message
+  // (sqlite_sequence, index entries), and rows written are what storage is billed on. A
+  // rowid primary key still grows with each insert; the table is small (in flight + queue).
+  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL)`,
+  `DROP INDEX IF EXISTS outbound_packet_id`,
   `CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY)`,
 ];
 
 /**
  * SessionStore over Durable Object SQLite. Each call is one statement or a few; rows written
- * per QoS 1 delivery: one insert and one delete.
+ * per QoS 1 delivery sent at once: one insert and one delete.
  */
 export class SqlSessionStore implements SessionStore {
   readonly #sql: SqlExec;
