@@ -65,7 +65,7 @@ export interface SessionStore {
   putSubscription(subscription: Subscription): void;
   deleteSubscription(filter: string): boolean;
 
-  /** Append to the outbound queue; returns its sequence number (increasing). */
+  /** Append to the outbound queue; returns its sequence number, greater than every entry present. */
   enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number;
   /** Entries in sequence order, at most `limit`. */
   outbound(limit: number): OutboundEntry[];
