@@ -100,7 +100,6 @@ export class SessionDO extends DurableObject<Env> {
       if (!this.#handleLocalFrame(ws, state, frame, now)) return;
     }
     if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
-    this.#scheduleAlarm();
   }
 
   /** Returns false when the connection was closed. */
@@ -196,7 +195,6 @@ export class SessionDO extends DurableObject<Env> {
     if (error && this.#currentLink()?.linkId === linkId) {
       this.#apply(this.#session.protocolError(error.reasonCode, error.message, now));
     }
-    this.#scheduleAlarm();
   }
 
   /** The relayed connection ended (socket closed, keep alive timeout, framing error). */
@@ -273,8 +271,15 @@ export class SessionDO extends DurableObject<Env> {
 
   // ------------------------------------------------------------ effects
 
+  /**
+   * Carry out the session's effects. Deadlines (keep alive, Will Delay, session expiry) only
+   * change when a connection comes or goes, which always brings a presence or ended effect:
+   * only then is the alarm looked at, not on every packet.
+   */
   #apply(effects: Effect[]): void {
+    let deadlinesChanged = false;
     for (const effect of effects) {
+      if (effect.kind === "presence" || effect.kind === "ended") deadlinesChanged = true;
       switch (effect.kind) {
         case "send":
           if (effect.packet.type === "publish") this.#meter.count("delivered");
@@ -335,13 +340,13 @@ export class SessionDO extends DurableObject<Env> {
           break;
       }
     }
+    if (deadlinesChanged) this.#scheduleAlarm();
   }
 
   #lastClientId: string | undefined;
 
   #afterAsync(step: () => Effect[]): void {
     this.#apply(step());
-    this.#scheduleAlarm();
   }
 
   #send(frames: Uint8Array[]): void {
