@@ -1,0 +1,675 @@
+#!/usr/bin/env node
+// `npm run bench`: throughput, loss, latency, connections and cost of the broker, driven by real
+// MQTT-over-WebSocket clients in separate processes (bench/client-worker.mjs), beside a "limit"
+// reference: a Durable Object that relays frames with no MQTT logic (bench/relay/), started the
+// same way on the same runtime. Prints a table, writes bench/results/latest.json.
+//
+//   npm run bench                      full run (broker + relay)
+//   npm run bench -- --quick           small N, short durations (< 2 min)
+//   npm run bench -- --url ws://127.0.0.1:9001 [--pid PID] [--relay-url ws://...]
+//                                      any other broker: nothing is started; its CPU and RSS
+//                                      only with --pid
+//   --runtime NAME     passed to startBroker as `runtime` (recorded in the JSON)
+//   --only a,b         only scenarios whose name starts with one of these
+//   --connections N    how many idle connections to try (default 10,000; --quick 500)
+//   --out FILE         another JSON path
+//
+// The machine is shared and noisy: compare figures of ONE run (ratios), not across runs.
+import { fork } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { createRequire } from "node:module";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as brokerProcess from "../scripts/broker-process.mjs";
+import { argFromArgs, getFreePort, NO_NETWORK_ENV, nodeBinary, ROOT, startBroker } from "../scripts/broker-process.mjs";
+import { cpuDelta, treeCpu, treeRss } from "./lib/proc.mjs";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CACHE = join(ROOT, "node_modules", ".cache", "bench-broker");
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
+
+// Cloudflare list prices (Workers Paid) and AWS IoT Core messaging, USD.
+const PRICE = { doRequestPerM: 0.15, wsMessagesPerRequest: 20, sqliteRowWrittenPerM: 1.0, awsIotMessagePerM: 1.0 };
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const targetUrl = argFromArgs("--url", args);
+const relayUrl = argFromArgs("--relay-url", args);
+const targetPid = argFromArgs("--pid", args);
+const runtime = argFromArgs("--runtime", args);
+const only = (argFromArgs("--only", args) ?? "").split(",").filter(Boolean);
+const out = argFromArgs("--out", args) ?? join(HERE, "results", "latest.json");
+
+const P = quick
+  ? { fanInN: 10, fanOutN: 10, durationMs: 3_000, latencyMs: 3_000, connections: 500, maxPerClient: 30_000, drainMaxMs: 8_000 }
+  : { fanInN: 50, fanOutN: 100, durationMs: 10_000, latencyMs: 15_000, connections: 10_000, maxPerClient: 200_000, drainMaxMs: 20_000 };
+const connectionsArg = argFromArgs("--connections", args);
+if (connectionsArg !== undefined) P.connections = Math.max(1, Math.min(20_000, Number(connectionsArg) || P.connections));
+const LATENCY_RATE = 1_000;
+const PAYLOAD = 64;
+
+/** @typedef {{ name: "broker" | "relay", url: string, httpUrl?: string, pid?: number, fast: boolean, metrics: boolean, local?: boolean }} Target */
+
+// ---------------------------------------------------------------- client processes
+
+/** @typedef {{ name: string, child: import("node:child_process").ChildProcess, call: (op: string, a?: any) => Promise<any> }} Worker */
+
+/** @param {string} name @param {string} codecPath @returns {Promise<Worker>} */
+function startWorker(name, codecPath) {
+  const child = fork(join(HERE, "client-worker.mjs"), [], {
+    execPath: nodeBinary(),
+    env: { ...process.env, BENCH_CODEC: codecPath },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let seq = 0;
+  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>} */
+  const waiting = new Map();
+  /** @type {() => void} */
+  let ready = () => {};
+  const readyP = new Promise((/** @type {(v?: unknown) => void} */ r) => (ready = r));
+  child.on("message", (/** @type {any} */ m) => {
+    if (m.ready) return ready();
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (m.ok) w?.resolve(m.result);
+    else w?.reject(new Error(`worker ${name}: ${m.error}`));
+  });
+  child.on("exit", (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`worker ${name} exited (${code})`));
+    waiting.clear();
+  });
+  const call = (/** @type {string} */ op, /** @type {any} */ a = {}) =>
+    new Promise((resolve, reject) => {
+      const id = ++seq;
+      waiting.set(id, { resolve, reject });
+      child.send({ id, op, args: a });
+    });
+  return readyP.then(() => ({ name, child, call }));
+}
+
+/** Bundles core/mqtt/codec for Node (the children import it). */
+async function bundleCodec() {
+  const { build } = await import("esbuild");
+  mkdirSync(CACHE, { recursive: true });
+  const outfile = join(CACHE, "codec.mjs");
+  await build({ entryPoints: [join(ROOT, "core", "mqtt", "codec", "index.ts")], bundle: true, platform: "node", format: "esm", outfile, logLevel: "warning" });
+  return outfile;
+}
+
+// ---------------------------------------------------------------- measurement helpers
+
+/** @param {Target} t */
+function cpuSnapshot(t) {
+  return t.pid ? treeCpu(t.pid) : undefined;
+}
+
+/** @param {Worker[]} workers */
+async function clientCpu(workers) {
+  return Promise.all(workers.map(async (w) => ({ name: w.name, cpu: await w.call("cpu") })));
+}
+
+/**
+ * @param {Target} t @param {ReturnType<typeof cpuSnapshot>} before
+ * @param {{ name: string, cpu: any }[]} cBefore @param {{ name: string, cpu: any }[]} cAfter
+ * @param {number} windowMs @param {number} delivered @param {Record<string, string>} roles
+ */
+function cpuFigures(t, before, cBefore, cAfter, windowMs, delivered, roles) {
+  const d = before && t.pid ? cpuDelta(before, treeCpu(t.pid)) : undefined;
+  const clients = cAfter.map((a) => {
+    const b = cBefore.find((x) => x.name === a.name)?.cpu ?? { user: 0, system: 0 };
+    const ms = (a.cpu.user + a.cpu.system - b.user - b.system) / 1000;
+    return { process: a.name, role: roles[a.name] ?? "idle", cpuMs: round(ms), cpuPct: round((100 * ms) / windowMs) };
+  });
+  return {
+    windowMs: round(windowMs),
+    brokerCpuMs: d ? round(d.totalUs / 1000) : null,
+    brokerCpuPct: d ? round((100 * d.totalUs) / 1000 / windowMs) : null,
+    brokerCpuByProcess: d ? Object.fromEntries(Object.entries(d.byComm).map(([k, v]) => [k, round(v / 1000)])) : null,
+    brokerCpuUsPerMsg: d && delivered > 0 ? round(d.totalUs / delivered, 2) : null,
+    clientCpu: clients,
+  };
+}
+
+/** @param {Target} t */
+async function readMetrics(t) {
+  if (!t.metrics || !t.httpUrl) return null;
+  try {
+    const res = await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) return null;
+    const json = /** @type {any} */ (await res.json());
+    return json && typeof json.total === "object" ? json : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Cost per delivered message from a /metrics delta (objects report at most once a second,
+ * so the caller waits > 1 s before each snapshot).
+ * @param {any} before @param {any} after @param {number} published @param {number} delivered
+ */
+function costFigures(before, after, published, delivered) {
+  const aws = delivered > 0 ? round(((published + delivered) / delivered) * PRICE.awsIotMessagePerM, 3) : null;
+  if (!before || !after || delivered <= 0) return { metrics: null, awsIotUsdPerMillion: aws };
+  // The metrics object keeps its totals in memory: a restart in between resets them.
+  if (before.since !== after.since) return { metrics: null, note: "metrics object restarted during the scenario (totals reset)", awsIotUsdPerMillion: aws };
+  /** @type {Record<string, number>} */
+  const delta = {};
+  for (const k of Object.keys(after.total)) delta[k] = (after.total[k] ?? 0) - (before.total?.[k] ?? 0);
+  const reporting = (after.reportingRequests ?? 0) - (before.reportingRequests ?? 0);
+  const per = (/** @type {number} */ x) => round(x / delivered, 3);
+  const billedRequests = (delta.requests ?? 0) + (delta.webSocketMessages ?? 0) / PRICE.wsMessagesPerRequest;
+  const usd = (billedRequests / delivered) * PRICE.doRequestPerM + ((delta.rowsWritten ?? 0) / delivered) * PRICE.sqliteRowWrittenPerM;
+  return {
+    metrics: { delta, reportingRequests: reporting },
+    doCallsPerMsg: per(delta.requests ?? 0),
+    wsMessagesPerMsg: per(delta.webSocketMessages ?? 0),
+    billedRequestsPerMsg: per(billedRequests),
+    rowsWrittenPerMsg: per(delta.rowsWritten ?? 0),
+    brokerCountedDelivered: delta.delivered ?? null,
+    usdPerMillion: round(usd, 3),
+    awsIotUsdPerMillion: aws,
+  };
+}
+
+/**
+ * Polls subscriber groups until `expected` deliveries, or no progress for `idleMs`, or `maxMs`.
+ * @param {{ w: Worker, group: string }[]} subs @param {number} expected @param {number} maxMs
+ */
+async function drain(subs, expected, maxMs, idleMs = 1_500) {
+  const deadline = now() + maxMs;
+  let last = -1;
+  let lastChange = now();
+  /** @type {any[]} */
+  let stats = [];
+  for (;;) {
+    stats = await Promise.all(subs.map((s) => s.w.call("stats", { group: s.group })));
+    const total = stats.reduce((a, s) => a + s.delivered, 0);
+    if (total !== last) {
+      last = total;
+      lastChange = now();
+    }
+    if (total >= expected || now() >= deadline || now() - lastChange >= idleMs) {
+      return stats.map((st) => ({ ...st, stillArriving: total < expected && now() - lastChange < idleMs }));
+    }
+    await sleep(200);
+  }
+}
+
+/** @param {number} x @param {number} [d] */
+function round(x, d = 1) {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+/** Splits n into k near-equal parts. @param {number} n @param {number} k */
+function split(n, k) {
+  return Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0));
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/**
+ * N publishers to distinct topics bench/in/<i>, one subscriber on bench/in/#.
+ * @param {Target} t @param {Worker[]} W @param {{ kind: "lean" | "mqttjs", qos: 0 | 1, n: number, tag: string }} o
+ */
+async function fanIn(t, W, { kind, qos, n, tag }) {
+  const [A, B, C] = /** @type {[Worker, Worker, Worker]} */ (W);
+  const route = kind === "lean" && t.fast ? "fast" : "url";
+  const base = { kind, url: t.url, route, keepAlive: 60 };
+  const sub = await C.call("connect", { ...base, group: "sub", count: 1, idPrefix: `${tag}-sub-`, subscribe: { filter: "bench/in/#", qos } });
+  if (sub.connected !== 1) throw new Error(`subscriber did not connect: ${sub.errors.join("; ")}`);
+  const parts = split(n, 2);
+  const pubs = await Promise.all(
+    [A, B].map((w, k) => w.call("connect", { ...base, group: "pub", count: parts[k], idPrefix: `${tag}-p${w.name}-`, concurrency: 20 })),
+  );
+  const connected = pubs.reduce((a, p) => a + p.connected, 0);
+  if (connected < n) throw new Error(`publishers: ${connected}/${n} connected: ${pubs.flatMap((p) => p.errors).join("; ")}`);
+
+  const mBefore = t.metrics ? (await sleep(1_200), await readMetrics(t)) : null;
+  const cpu0 = cpuSnapshot(t);
+  const c0 = await clientCpu(W);
+  const startAt = now() + 150;
+  const pubArgs = { group: "pub", topic: "bench/in/{i}", qos, durationMs: P.durationMs, maxMessages: P.maxPerClient, payloadBytes: PAYLOAD, window: 16, startAt };
+  const results = await Promise.all([A, B].map((w, k) => w.call("publish", { ...pubArgs, indexOffset: k === 0 ? 0 : parts[0] })));
+  const published = results.reduce((a, r) => a + r.published, 0);
+  const acked = results.reduce((a, r) => a + r.acked, 0);
+  const endAt = Math.max(...results.map((r) => r.endAt));
+  const [s] = await drain([{ w: C, group: "sub" }], published, P.drainMaxMs);
+  const windowMs = now() - startAt;
+  const c1 = await clientCpu(W);
+  const cpu = cpuFigures(t, cpu0, c0, c1, windowMs, s.delivered, { A: "publishers", B: "publishers", C: "subscriber" });
+  const mAfter = t.metrics ? (await sleep(1_200), await readMetrics(t)) : null;
+  await Promise.all([A.call("close", { group: "pub" }), B.call("close", { group: "pub" }), C.call("close", { group: "sub" })]);
+  const deliverMs = Math.max(1, (s.lastAt || endAt) - startAt);
+  return {
+    client: kind,
+    route,
+    qos,
+    publishers: n,
+    payloadBytes: PAYLOAD,
+    durationMs: P.durationMs,
+    published,
+    ...(qos > 0 ? { acked } : {}),
+    delivered: s.delivered,
+    loss: published - s.delivered,
+    lossPct: published > 0 ? round((100 * (published - s.delivered)) / published, 2) : 0,
+    publishedPerSec: Math.round(published / ((endAt - startAt) / 1000)),
+    deliveredPerSec: Math.round(s.delivered / (deliverMs / 1000)),
+    lastDeliveryAfterMs: round(deliverMs),
+    stillArrivingAtDrainEnd: s.stillArriving,
+    connectionsLost: s.lostConnections + results.reduce((a, r) => a + (r.clients - r.open), 0),
+    ...(s.closeReasons.length ? { closeReasons: s.closeReasons } : {}),
+    ...cpu,
+    cost: t.metrics ? costFigures(mBefore, mAfter, published, s.delivered) : null,
+  };
+}
+
+/**
+ * One publisher, N subscribers on bench/out/1.
+ * @param {Target} t @param {Worker[]} W @param {{ kind: "lean" | "mqttjs", qos: 0 | 1, n: number, tag: string }} o
+ */
+async function fanOut(t, W, { kind, qos, n, tag }) {
+  const [A, B, C] = /** @type {[Worker, Worker, Worker]} */ (W);
+  const route = kind === "lean" && t.fast ? "fast" : "url";
+  const base = { kind, url: t.url, route, keepAlive: 60 };
+  const parts = split(n, 2);
+  const subs = await Promise.all(
+    [B, C].map((w, k) => w.call("connect", { ...base, group: "sub", count: parts[k], idPrefix: `${tag}-s${w.name}-`, concurrency: 20, subscribe: { filter: "bench/out/1", qos } })),
+  );
+  const nSubs = subs.reduce((a, s) => a + s.connected, 0);
+  if (nSubs < n) throw new Error(`subscribers: ${nSubs}/${n} connected: ${subs.flatMap((s) => s.errors).join("; ")}`);
+  const pub = await A.call("connect", { ...base, group: "pub", count: 1, idPrefix: `${tag}-pub-` });
+  if (pub.connected !== 1) throw new Error(`publisher did not connect: ${pub.errors.join("; ")}`);
+
+  const mBefore = t.metrics ? (await sleep(1_200), await readMetrics(t)) : null;
+  const cpu0 = cpuSnapshot(t);
+  const c0 = await clientCpu(W);
+  const startAt = now() + 150;
+  const r = await A.call("publish", { group: "pub", topic: "bench/out/1", qos, durationMs: P.durationMs, maxMessages: Math.ceil(P.maxPerClient / 4), payloadBytes: PAYLOAD, window: 16, startAt });
+  const expected = r.published * n;
+  const stats = await drain([{ w: B, group: "sub" }, { w: C, group: "sub" }], expected, P.drainMaxMs);
+  const windowMs = now() - startAt;
+  const c1 = await clientCpu(W);
+  const delivered = stats.reduce((a, s) => a + s.delivered, 0);
+  const cpu = cpuFigures(t, cpu0, c0, c1, windowMs, delivered, { A: "publisher", B: "subscribers", C: "subscribers" });
+  const mAfter = t.metrics ? (await sleep(1_200), await readMetrics(t)) : null;
+  await Promise.all([A.call("close", { group: "pub" }), B.call("close", { group: "sub" }), C.call("close", { group: "sub" })]);
+  const lastAt = Math.max(...stats.map((s) => s.lastAt || 0), r.endAt);
+  const deliverMs = Math.max(1, lastAt - startAt);
+  return {
+    client: kind,
+    route,
+    qos,
+    subscribers: n,
+    payloadBytes: PAYLOAD,
+    durationMs: P.durationMs,
+    published: r.published,
+    ...(qos > 0 ? { acked: r.acked } : {}),
+    expected,
+    delivered,
+    loss: expected - delivered,
+    lossPct: expected > 0 ? round((100 * (expected - delivered)) / expected, 2) : 0,
+    publishedPerSec: Math.round(r.published / ((r.endAt - startAt) / 1000)),
+    deliveredPerSec: Math.round(delivered / (deliverMs / 1000)),
+    lastDeliveryAfterMs: round(deliverMs),
+    stillArrivingAtDrainEnd: stats.some((s) => s.stillArriving),
+    connectionsLost: stats.reduce((a, s) => a + s.lostConnections, 0) + (1 - r.open),
+    ...cpu,
+    cost: t.metrics ? costFigures(mBefore, mAfter, r.published, delivered) : null,
+  };
+}
+
+/**
+ * Fixed total rate, 10 publishers and one subscriber in the SAME process (one clock); the
+ * payload carries the send time (hrtime).
+ * @param {Target} t @param {Worker[]} W @param {{ qos: 0 | 1, tag: string }} o
+ */
+async function latency(t, W, { qos, tag }) {
+  const [A] = /** @type {[Worker]} */ (W);
+  const route = t.fast ? "fast" : "url";
+  const base = { kind: "lean", url: t.url, route, keepAlive: 60 };
+  const publishers = 10;
+  const sub = await A.call("connect", { ...base, group: "latsub", count: 1, idPrefix: `${tag}-sub-`, recordLatency: true, subscribe: { filter: "bench/lat/#", qos } });
+  if (sub.connected !== 1) throw new Error(`subscriber did not connect: ${sub.errors.join("; ")}`);
+  const pub = await A.call("connect", { ...base, group: "latpub", count: publishers, idPrefix: `${tag}-pub-` });
+  if (pub.connected !== publishers) throw new Error(`publishers: ${pub.connected}/${publishers}: ${pub.errors.join("; ")}`);
+  const cpu0 = cpuSnapshot(t);
+  const c0 = await clientCpu(W);
+  const startAt = now() + 100;
+  const r = await A.call("publish", { group: "latpub", topic: "bench/lat/{i}", qos, durationMs: P.latencyMs, maxMessages: Math.ceil((LATENCY_RATE * P.latencyMs) / 1000 / publishers) + 1, payloadBytes: PAYLOAD, rate: LATENCY_RATE, stamp: true, startAt });
+  await drain([{ w: A, group: "latsub" }], r.published, 5_000, 1_000);
+  const s = await A.call("stats", { group: "latsub", latencies: true });
+  const windowMs = now() - startAt;
+  const c1 = await clientCpu(W);
+  await Promise.all([A.call("close", { group: "latpub" }), A.call("close", { group: "latsub" })]);
+  /** @type {number[]} */
+  const lat = s.latencies.sort((/** @type {number} */ a, /** @type {number} */ b) => a - b);
+  const pct = (/** @type {number} */ p) => (lat.length ? round(lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] ?? NaN, 2) : null);
+  return {
+    client: "lean",
+    route,
+    qos,
+    publishers,
+    ratePerSec: LATENCY_RATE,
+    durationMs: P.latencyMs,
+    published: r.published,
+    delivered: s.delivered,
+    loss: r.published - s.delivered,
+    achievedRatePerSec: Math.round(r.published / ((r.endAt - r.startAt) / 1000)),
+    p50Ms: pct(50),
+    p90Ms: pct(90),
+    p99Ms: pct(99),
+    maxMs: lat.length ? round(lat[lat.length - 1] ?? NaN, 2) : null,
+    meanMs: lat.length ? round(lat.reduce((a, b) => a + b, 0) / lat.length, 2) : null,
+    ...cpuFigures(t, cpu0, c0, c1, windowMs, s.delivered, { A: "publishers+subscriber" }),
+  };
+}
+
+/**
+ * C concurrent idle lean connections (keep alive 60), spread over the client processes.
+ * @param {Target} t @param {Worker[]} W @param {{ count: number, tag: string }} o
+ */
+async function connections(t, W, { count, tag }) {
+  const route = t.fast ? "fast" : "url";
+  // Local runs: the workerd processes under startBroker's pid; --pid: that process and its children.
+  const rss = () => (t.pid ? treeRss(t.pid, t.local ? "workerd" : undefined) : undefined);
+  const before = rss();
+  const cpu0 = cpuSnapshot(t);
+  const c0 = await clientCpu(W);
+  const parts = split(count, W.length);
+  const started = now();
+  const results = await Promise.all(
+    W.map((w, k) => w.call("connect", { kind: "lean", url: t.url, route, keepAlive: 60, group: "idle", count: parts[k], idPrefix: `${tag}-${w.name}-`, concurrency: 64, timeoutMs: quick ? 60_000 : 240_000 })),
+  );
+  const connectMs = now() - started;
+  const connected = results.reduce((a, r) => a + r.connected, 0);
+  await sleep(2_000); // hold them idle a moment
+  const after = rss();
+  const stats = await Promise.all(W.map((w) => w.call("stats", { group: "idle" })));
+  const stillOpen = stats.reduce((a, s) => a + s.open, 0);
+  const windowMs = now() - started;
+  const c1 = await clientCpu(W);
+  const cpu = cpuFigures(t, cpu0, c0, c1, windowMs, 0, Object.fromEntries(W.map((w) => [w.name, "connections"])));
+  await Promise.all(W.map((w) => w.call("close", { group: "idle" })));
+  const mib = (/** @type {number} */ kib) => round(kib / 1024);
+  return {
+    client: "lean",
+    route,
+    attempted: count,
+    connected,
+    failed: count - connected,
+    stillOpenAfterHold: stillOpen,
+    connectMs: round(connectMs),
+    connectsPerSec: Math.round(connected / (connectMs / 1000)),
+    errors: results.flatMap((r) => r.errors).slice(0, 5),
+    lostAfterConnect: stats.reduce((a, s) => a + s.lostConnections, 0),
+    closeReasons: stats.flatMap((s) => s.closeReasons).slice(0, 5),
+    rssBeforeMiB: before ? mib(before.kib) : null,
+    rssAfterMiB: after ? mib(after.kib) : null,
+    rssPerConnectionKiB: before && after && connected > 0 ? round((after.kib - before.kib) / connected, 2) : null,
+    rssProcesses: after ? after.pids.length : null,
+    brokerCpuMs: cpu.brokerCpuMs,
+    brokerCpuUsPerConnection: cpu.brokerCpuMs !== null && connected > 0 ? round((cpu.brokerCpuMs * 1000) / connected) : null,
+    clientCpu: cpu.clientCpu,
+  };
+}
+
+// ---------------------------------------------------------------- targets
+
+/** @param {string | undefined} configPath */
+async function startLocal(configPath) {
+  const persistTo = mkdtempSync(join(tmpdir(), configPath ? "edge-mqtt-bench-relay-" : "edge-mqtt-bench-"));
+  const port = await getFreePort();
+  let log = "";
+  const options = {
+    port,
+    persistTo,
+    onOutput: (/** @type {string} */ chunk) => {
+      log = (log + chunk).slice(-20_000);
+      if (process.env.BROKER_LOG) process.stderr.write(chunk);
+    },
+    ...(configPath ? { configPath, migrate: false } : {}),
+    ...(runtime ? { runtime } : {}),
+  };
+  try {
+    const b = await startBroker(/** @type {any} */ (options));
+    return {
+      broker: b,
+      log: () => log,
+      stop: async () => {
+        await b.stop();
+        rmSync(persistTo, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    rmSync(persistTo, { recursive: true, force: true });
+    throw new Error(`${e instanceof Error ? e.message : e}\n--- wrangler output ---\n${log}`);
+  }
+}
+
+/** @param {string} url */
+function httpOf(url) {
+  const u = new URL(url);
+  return `${u.protocol === "wss:" ? "https:" : "http:"}//${u.host}`;
+}
+
+// ---------------------------------------------------------------- output
+
+function machine() {
+  const require = createRequire(join(ROOT, "package.json"));
+  const version = (/** @type {string} */ p) => {
+    try {
+      return JSON.parse(readFileSync(p, "utf8")).version;
+    } catch {
+      return null;
+    }
+  };
+  let workerd = null;
+  try {
+    const wranglerPkg = require.resolve("wrangler/package.json");
+    const miniflarePkg = createRequire(wranglerPkg).resolve("miniflare/package.json");
+    workerd = version(createRequire(miniflarePkg).resolve("workerd/package.json"));
+  } catch {
+    // not installed
+  }
+  const cpu = cpus();
+  return { cores: cpu.length, cpuModel: cpu[0]?.model ?? "?", node: process.versions.node, workerd, mqttjs: version(require.resolve("mqtt/package.json")), ws: version(require.resolve("ws/package.json")) };
+}
+
+/** @param {string[][]} rows */
+function table(rows) {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r, ri) => {
+    const line = r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+    return ri === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
+  }).join("\n");
+}
+
+/** @param {Record<string, any>} scenarios */
+function printTables(scenarios) {
+  const f = (/** @type {any} */ x, /** @type {string} */ suffix = "") => (x === null || x === undefined ? "-" : `${typeof x === "number" ? x.toLocaleString("en-US") : x}${suffix}`);
+  const cl = (/** @type {any} */ s) => (s?.clientCpu ? s.clientCpu.filter((/** @type {any} */ c) => c.role !== "idle").map((/** @type {any} */ c) => `${c.process}:${Math.round(c.cpuPct)}`).join(" ") : "-");
+  const thr = [["scenario", "broker msg/s", "relay msg/s", "ratio", "loss", "broker CPU %", "µs/msg", "relay µs/msg", "client CPU % (proc:%)", "DO calls/msg", "rows/msg", "$/M msg", "AWS $/M"]];
+  for (const [name, s] of Object.entries(scenarios)) {
+    const b = s.broker;
+    if (b?.deliveredPerSec === undefined) continue;
+    thr.push([
+      name,
+      f(b.deliveredPerSec),
+      f(s.relay?.deliveredPerSec),
+      f(s.ratio?.deliveredPerSec),
+      `${f(b.loss)} (${f(b.lossPct)}%)`,
+      f(b.brokerCpuPct),
+      f(b.brokerCpuUsPerMsg),
+      f(s.relay?.brokerCpuUsPerMsg),
+      cl(b),
+      f(b.cost?.doCallsPerMsg),
+      f(b.cost?.rowsWrittenPerMsg),
+      f(b.cost?.usdPerMillion),
+      f(b.cost?.awsIotUsdPerMillion),
+    ]);
+  }
+  console.log(table(thr));
+  const lat = [["scenario", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "loss", "relay p50", "relay p99", "broker CPU %"]];
+  for (const [name, s] of Object.entries(scenarios)) {
+    const b = s.broker;
+    if (b?.p99Ms === undefined) continue;
+    lat.push([name, f(b.achievedRatePerSec), f(b.p50Ms), f(b.p90Ms), f(b.p99Ms), f(b.maxMs), f(b.loss), f(s.relay?.p50Ms), f(s.relay?.p99Ms), f(b.brokerCpuPct)]);
+  }
+  if (lat.length > 1) console.log(`\n${table(lat)}`);
+  const con = [["scenario", "connected", "connect s", "conn/s", "RSS MiB before→after", "KiB/conn", "open after hold", "broker CPU µs/conn"]];
+  for (const [name, s] of Object.entries(scenarios)) {
+    const b = s.broker;
+    if (b?.attempted === undefined) continue;
+    con.push([name, `${f(b.connected)}/${f(b.attempted)}`, f(round(b.connectMs / 1000, 2)), f(b.connectsPerSec), `${f(b.rssBeforeMiB)}→${f(b.rssAfterMiB)}`, f(b.rssPerConnectionKiB), f(b.stillOpenAfterHold), f(b.brokerCpuUsPerConnection)]);
+  }
+  if (con.length > 1) console.log(`\n${table(con)}`);
+  const errs = Object.entries(scenarios).filter(([, s]) => s.broker?.error || s.relay?.error);
+  for (const [name, s] of errs) console.log(`${name}: ${s.broker?.error ? `broker error: ${s.broker.error}` : ""} ${s.relay?.error ? `relay error: ${s.relay.error}` : ""}`);
+}
+
+/** @param {Record<string, any>} sc */
+function targets(sc) {
+  const fin0 = sc["fan-in-q0-lean"];
+  const fin1 = sc["fan-in-q1-lean"];
+  const relayRate = fin0?.relay?.deliveredPerSec;
+  const r0 = fin0?.broker?.deliveredPerSec && relayRate ? round(fin0.broker.deliveredPerSec / relayRate, 3) : null;
+  const r1 = fin1?.broker?.deliveredPerSec && relayRate ? round(fin1.broker.deliveredPerSec / relayRate, 3) : null;
+  const p99 = sc["latency-q0"]?.broker?.p99Ms ?? null;
+  const calls = fin0?.broker?.cost?.doCallsPerMsg ?? null;
+  const conn = sc.connections?.broker;
+  return [
+    { name: "fan-in QoS 0 (lean) vs relay", target: ">= 0.5 of relay", value: r0, met: r0 === null ? null : r0 >= 0.5 },
+    { name: "fan-in QoS 1 (lean) vs relay QoS 0", target: ">= 0.3 of relay", value: r1, met: r1 === null ? null : r1 >= 0.3 },
+    { name: "p99 latency at 1,000 msg/s (QoS 0)", target: "< 10 ms", value: p99, met: p99 === null ? null : p99 < 10 },
+    { name: "DO calls per delivered message, fan-in QoS 0", target: "<= 1.2", value: calls, met: calls === null ? null : calls <= 1.2 },
+    {
+      name: "concurrent idle connections",
+      target: ">= 10000",
+      value: conn?.stillOpenAfterHold ?? null,
+      met: conn?.stillOpenAfterHold === undefined ? null : conn.attempted < 10_000 ? null : conn.stillOpenAfterHold >= 10_000,
+      ...(conn && conn.attempted < 10_000 ? { note: `quick run tries ${conn.attempted}` } : {}),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  Object.assign(process.env, NO_NETWORK_ENV, { WRANGLER_LOG: process.env.WRANGLER_LOG ?? "warn" });
+  const t0 = now();
+  const m = machine();
+  console.log(`broker bench (${quick ? "quick" : "full"}): ${m.cores}x ${m.cpuModel}, Node ${m.node}, workerd ${m.workerd}, MQTT.js ${m.mqttjs}`);
+  const codecPath = await bundleCodec();
+  const W = await Promise.all(["A", "B", "C"].map((n) => startWorker(n, codecPath)));
+
+  /** @type {{ name: string, fn: (t: Target) => Promise<any>, relay: boolean }[]} */
+  const all = [
+    { name: "fan-in-q0-lean", fn: (t) => fanIn(t, W, { kind: "lean", qos: 0, n: P.fanInN, tag: `${t.name}-fi0l` }), relay: true },
+    { name: "fan-in-q1-lean", fn: (t) => fanIn(t, W, { kind: "lean", qos: 1, n: P.fanInN, tag: `${t.name}-fi1l` }), relay: false },
+    { name: "fan-in-q0-mqttjs", fn: (t) => fanIn(t, W, { kind: "mqttjs", qos: 0, n: P.fanInN, tag: `${t.name}-fi0m` }), relay: false },
+    { name: "fan-in-q1-mqttjs", fn: (t) => fanIn(t, W, { kind: "mqttjs", qos: 1, n: P.fanInN, tag: `${t.name}-fi1m` }), relay: false },
+    { name: "fan-out-q0-lean", fn: (t) => fanOut(t, W, { kind: "lean", qos: 0, n: P.fanOutN, tag: `${t.name}-fo0l` }), relay: true },
+    { name: "fan-out-q1-lean", fn: (t) => fanOut(t, W, { kind: "lean", qos: 1, n: P.fanOutN, tag: `${t.name}-fo1l` }), relay: false },
+    { name: "fan-out-q0-mqttjs", fn: (t) => fanOut(t, W, { kind: "mqttjs", qos: 0, n: P.fanOutN, tag: `${t.name}-fo0m` }), relay: false },
+    { name: "latency-q0", fn: (t) => latency(t, W, { qos: 0, tag: `${t.name}-l0` }), relay: true },
+    { name: "latency-q1", fn: (t) => latency(t, W, { qos: 1, tag: `${t.name}-l1` }), relay: false },
+    { name: "connections", fn: (t) => connections(t, W, { count: P.connections, tag: `${t.name}-c` }), relay: false },
+  ];
+  const plan = all.filter((s) => only.length === 0 || only.some((o) => s.name.startsWith(o)));
+
+  /** @type {Record<string, any>} */
+  const scenarios = {};
+  /** @param {Target} t @param {"broker" | "relay"} slot @param {boolean} relayOnly */
+  const runAll = async (t, slot, relayOnly) => {
+    for (const s of plan) {
+      if (relayOnly && !s.relay) continue;
+      process.stderr.write(`${slot}: ${s.name} ...`);
+      const t1 = now();
+      let r;
+      try {
+        r = await s.fn(t);
+      } catch (e) {
+        r = { error: e instanceof Error ? e.message : String(e) };
+        // Leave no clients behind for the next scenario.
+        await Promise.all(W.flatMap((w) => ["pub", "sub", "latpub", "latsub", "idle"].map((g) => w.call("close", { group: g }).catch(() => {}))));
+      }
+      process.stderr.write(` ${round((now() - t1) / 1000)} s${r.error ? ` ERROR ${r.error}` : ""}\n`);
+      (scenarios[s.name] ??= {})[slot] = r;
+      await sleep(500); // let disconnects settle
+    }
+  };
+
+  // What startBroker runs when no --runtime is given (its default, if it names one).
+  /** @type {any} */
+  const bp = brokerProcess;
+  let runtimeName = runtime ?? (typeof bp.defaultRuntime === "function" ? String(bp.defaultRuntime()) : "wrangler");
+  try {
+    if (targetUrl) {
+      runtimeName = "external";
+      const pid = targetPid ? Number(targetPid) : undefined;
+      await runAll({ name: "broker", url: targetUrl, httpUrl: httpOf(targetUrl), ...(pid ? { pid } : {}), fast: false, metrics: false }, "broker", false);
+      if (relayUrl) await runAll({ name: "relay", url: relayUrl, fast: false, metrics: false }, "relay", true);
+    } else {
+      process.stderr.write("starting broker ...\n");
+      const b = await startLocal(undefined);
+      try {
+        const probe = await readMetrics({ name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, fast: true, metrics: true });
+        if (!probe) process.stderr.write("GET /metrics: absent; cost figures are null\n");
+        await runAll({ name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, pid: b.broker.pid, fast: true, metrics: probe !== null, local: true }, "broker", false);
+      } finally {
+        await b.stop();
+      }
+      if (plan.some((s) => s.relay)) {
+        process.stderr.write("starting relay (bench/relay) ...\n");
+        const r = await startLocal(relative(ROOT, join(HERE, "relay", "wrangler.toml")));
+        try {
+          await runAll({ name: "relay", url: r.broker.url, pid: r.broker.pid, fast: false, metrics: false, local: true }, "relay", true);
+        } finally {
+          await r.stop();
+        }
+      }
+    }
+  } finally {
+    await Promise.all(W.map((w) => w.call("exit").catch(() => {})));
+  }
+
+  for (const s of Object.values(scenarios)) {
+    if (!s.relay || s.broker?.error || s.relay.error) continue;
+    const ratio = (/** @type {string} */ k) => (s.broker[k] != null && s.relay[k] ? round(s.broker[k] / s.relay[k], 3) : null);
+    s.ratio = s.broker.p99Ms !== undefined
+      ? { p50Ms: ratio("p50Ms"), p99Ms: ratio("p99Ms"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") }
+      : { deliveredPerSec: ratio("deliveredPerSec"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") };
+  }
+
+  const json = {
+    date: new Date().toISOString(),
+    machine: m,
+    mode: quick ? "quick" : "full",
+    runtime: runtimeName,
+    target: targetUrl ?? "local broker (startBroker)",
+    parameters: { ...P, latencyRatePerSec: LATENCY_RATE, payloadBytes: PAYLOAD, clientProcesses: W.length },
+    prices: PRICE,
+    scenarios,
+    targets: targets(scenarios),
+    elapsedS: round((now() - t0) / 1000),
+  };
+  console.log(`\n${json.date}  ${m.cores}x ${m.cpuModel}  Node ${m.node}  workerd ${m.workerd}  runtime ${runtimeName}  mode ${json.mode}\n`);
+  printTables(scenarios);
+  console.log("\ntargets:");
+  for (const t of json.targets) console.log(`  ${t.met === true ? "MET " : t.met === false ? "MISS" : "n/a "}  ${t.name}: ${t.value ?? "-"} (target ${t.target})${t.note ? ` [${t.note}]` : ""}`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nwrote ${relative(process.cwd(), out)} (${json.elapsedS} s)`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof Error ? e.stack : e);
+    process.exit(1);
+  },
+);
