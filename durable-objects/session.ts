@@ -116,15 +116,15 @@ export class SessionDO extends DurableObject<Env> {
       state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
       writeState(ws, state);
       this.#apply(effects);
-      return this.#link?.linkId === state.linkId;
+      return this.#currentLink()?.linkId === state.linkId;
     }
-    if (this.#link?.linkId !== state.linkId) {
+    if (this.#currentLink()?.linkId !== state.linkId) {
       // A connection that was taken over: nothing it sends counts any more.
       safeClose(ws, 1000, "session taken over");
       return false;
     }
     this.#apply(this.#packetEffects(frame, now));
-    return this.#link?.linkId === state.linkId;
+    return this.#currentLink()?.linkId === state.linkId;
   }
 
   /** One whole packet after CONNECT: decoded for the session's version, or a protocol error. */
@@ -139,7 +139,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   #localError(ws: WebSocket, state: SocketState, reason: number, message: string, now: number): void {
-    if (this.#link?.linkId === state.linkId) this.#apply(this.#session.protocolError(reason, message, now));
+    if (this.#currentLink()?.linkId === state.linkId) this.#apply(this.#session.protocolError(reason, message, now));
     else safeClose(ws, 1002, message);
   }
 
@@ -159,7 +159,7 @@ export class SessionDO extends DurableObject<Env> {
     const state = readState(ws);
     if (!state) return;
     dropPending(state, this.ctx.storage);
-    if (this.#link?.linkId !== state.linkId) return;
+    if (this.#currentLink()?.linkId !== state.linkId) return;
     // Closed without DISCONNECT: an ungraceful loss, the Will applies [MQTT-3.1.2-8].
     this.#clearLink();
     this.#apply(this.#session.connectionLost(reason, Date.now()));
@@ -250,7 +250,7 @@ export class SessionDO extends DurableObject<Env> {
     const times: number[] = [];
     const deadline = this.#session.nextDeadline();
     if (deadline !== undefined) times.push(deadline);
-    const link = this.#link;
+    const link = this.#currentLink();
     if (link?.kind === "local") {
       const ws = this.#localSocket(link.linkId);
       const state = ws && readState(ws);
@@ -350,7 +350,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   #send(frames: Uint8Array[]): void {
-    const link = this.#link;
+    const link = this.#currentLink();
     if (!link) return;
     if (link.kind === "local") {
       const ws = this.#localSocket(link.linkId);
@@ -361,7 +361,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   #close(reason: number): void {
-    const link = this.#link;
+    const link = this.#currentLink();
     if (!link) return;
     if (link.kind === "local") {
       const ws = this.#localSocket(link.linkId);

@@ -6,7 +6,7 @@
  * Every test uses its own client identifiers and topics (the shards, `shard-N`, are shared
  * by every test of the file), so no test depends on another or on storage isolation.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decodePacket, encodePacket, splitFrames } from "../../core/mqtt/codec";
@@ -227,6 +227,25 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     client.send({ type: "disconnect" });
     await client.waitClosed();
     expect(client.problems).toEqual([]);
+  });
+
+  it("after the objects are evicted (hibernation), the connection carries on: PINGREQ, SUBSCRIBE and delivery", async () => {
+    const id = unique("hib");
+    const { client } = await connect(route, v, id);
+    await evictDurableObject(await socketHolder(route, id));
+    if (route === "relay") await evictDurableObject(sessionStub(id));
+    client.send({ type: "pingreq" });
+    await client.next("pingresp");
+    const topic = unique("hib") + "/t";
+    await subscribe(client, 7, topic, 1);
+    await evictDurableObject(sessionStub(id));
+    const { client: pub } = await connect(route, v, unique("hibpub"));
+    pub.send(publish(topic, "after sleep", 1, 3));
+    await pub.next("puback");
+    const got = await client.next("publish");
+    expect(text(got.payload)).toBe("after sleep");
+    expect(client.problems).toEqual([]);
+    expect(client.closed).toBeUndefined();
   });
 
   it("SUBSCRIBE → SUBACK; QoS 1 PUBLISH from a second client: PUBACK to it, PUBLISH to the subscriber, whose PUBACK frees the message", async () => {
