@@ -54,6 +54,9 @@ export class MemorySessionStore implements SessionStore {
     for (const e of this.#outbound.values()) if (e.state !== "queued") n++;
     return n;
   }
+  inFlight(): OutboundEntry[] {
+    return [...this.#outbound.values()].filter((e) => e.state !== "queued").map(copyEntry);
+  }
   queued(limit: number): OutboundEntry[] {
     const out: OutboundEntry[] = [];
     for (const e of this.#outbound.values()) {

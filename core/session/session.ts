@@ -13,6 +13,7 @@ import {
 import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
 import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
 import { to311ReturnCode } from "./admit";
+import { Outbound } from "./outbound";
 import type { ConnectionState, OutboundEntry, SessionRecord, SessionStore } from "./store";
 import type { BrokerLimits, Delivery, Effect, Message, MessageProperties, SubscribeRequest, Subscription } from "./types";
 
@@ -54,9 +55,11 @@ export class Session {
   #pendingSubscribes = new Map<number, PendingSubscribe>();
 
   readonly #topicLimits: TopicLimits;
+  readonly #outbound: Outbound;
 
   constructor(store: SessionStore, limits: BrokerLimits) {
     this.#store = store;
+    this.#outbound = new Outbound(store);
     this.#limits = limits;
     this.#topicLimits = { maxBytes: limits.maxTopicLength, maxLevels: limits.maxTopicLevels };
   }
@@ -378,30 +381,30 @@ export class Session {
   }
 
   #onPuback(packet: AckPacket, now: number): Effect[] {
-    const entry = this.#store.outboundByPacketId(packet.packetId);
-    if (!entry || entry.delivery.qos !== 1) return [];
-    this.#store.deleteOutbound(entry.seq); // the packet identifier becomes free (5.0 4.3.2)
+    const entry = this.#outbound.byPacketId(packet.packetId);
+    if (!entry || entry.qos !== 1) return [];
+    this.#outbound.complete(packet.packetId); // the packet identifier becomes free (5.0 4.3.2)
     return this.#drain(now);
   }
 
   #onPubrec(packet: AckPacket, now: number): Effect[] {
-    const entry = this.#store.outboundByPacketId(packet.packetId);
-    if (!entry || entry.delivery.qos !== 2) {
+    const entry = this.#outbound.byPacketId(packet.packetId);
+    if (!entry || entry.qos !== 2) {
       return [this.#ack("pubrel", packet.packetId, ReasonCode.PacketIdentifierNotFound)];
     }
     if ((packet.reasonCode ?? 0) >= 0x80) {
       // The receiver refused the message: the exchange ends here (5.0 4.3.3).
-      this.#store.deleteOutbound(entry.seq);
+      this.#outbound.complete(packet.packetId);
       return this.#drain(now);
     }
-    if (entry.state !== "released") this.#store.updateOutbound(entry.seq, "released");
+    this.#outbound.markReleased(packet.packetId);
     return [this.#ack("pubrel", packet.packetId, ReasonCode.Success)]; // [MQTT-4.3.3-4]
   }
 
   #onPubcomp(packet: AckPacket, now: number): Effect[] {
-    const entry = this.#store.outboundByPacketId(packet.packetId);
+    const entry = this.#outbound.byPacketId(packet.packetId);
     if (!entry || entry.state !== "released") return [];
-    this.#store.deleteOutbound(entry.seq);
+    this.#outbound.complete(packet.packetId);
     return this.#drain(now);
   }
 
@@ -576,6 +579,7 @@ export class Session {
     const filters = this.#store.subscriptions().map((s) => s.filter);
     if (filters.length) effects.push({ kind: "unsubscribe", filters });
     this.#store.clear();
+    this.#outbound.reset();
     this.#record = undefined;
     this.#lastPacketId = undefined;
     effects.push({ kind: "ended" });
@@ -612,10 +616,7 @@ export class Session {
   }
 
   #enqueueBounded(d: Delivery): void {
-    while (this.#store.outboundCount() >= this.#limits.maxQueuedMessages) {
-      if (!this.#store.dropOldestQueued()) break;
-    }
-    if (this.#store.outboundCount() < this.#limits.maxQueuedMessages) this.#store.enqueue(d, "queued");
+    this.#outbound.addQueued(d, this.#limits.maxQueuedMessages);
   }
 
   /** Send queued QoS 1/2 messages while the client's Receive Maximum allows [MQTT-4.9.0-2]. */
@@ -623,18 +624,18 @@ export class Session {
     const conn = this.record?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    let free = conn.receiveMaximum - this.#store.inFlightCount();
+    let free = conn.receiveMaximum - this.#outbound.inFlightCount;
     // An entry dropped (expired, too large) frees its place for the next one: read again.
     while (free > 0) {
-      const batch = this.#store.queued(free);
+      const batch = this.#outbound.queued(free);
       if (batch.length === 0) break;
       for (const entry of batch) {
         const send = this.#sendStored(entry.delivery, now);
         if (!send) {
-          this.#store.deleteOutbound(entry.seq);
+          this.#outbound.dropQueued(entry);
           continue;
         }
-        this.#store.updateOutbound(entry.seq, "sent", send.packetId);
+        this.#outbound.markSent(entry, send.packetId);
         effects.push(send.effect);
         free--;
       }
@@ -648,13 +649,13 @@ export class Session {
    */
   #deliverNow(d: Delivery, now: number): Effect[] {
     const conn = this.record!.connection!;
-    if (this.#store.inFlightCount() >= conn.receiveMaximum || this.#store.queued(1).length > 0) {
+    if (this.#outbound.inFlightCount >= conn.receiveMaximum || this.#outbound.queuedCount > 0) {
       this.#enqueueBounded(d);
       return this.#drain(now);
     }
     const send = this.#sendStored(d, now);
     if (!send) return [];
-    this.#store.enqueue(d, "sent", send.packetId);
+    this.#outbound.addSent(d, send.packetId);
     return [send.effect];
   }
 
@@ -671,10 +672,7 @@ export class Session {
     const conn = this.record?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    for (const entry of this.#store.outbound(this.#limits.maxQueuedMessages)) {
-      if (entry.state === "queued") break;
-      effects.push(...this.#resend(entry, now));
-    }
+    for (const entry of this.#outbound.inFlightEntries()) effects.push(...this.#resend(entry, now));
     return effects;
   }
 
@@ -682,7 +680,7 @@ export class Session {
     if (entry.state === "released") return [this.#ack("pubrel", entry.packetId!, ReasonCode.Success)];
     const send = this.#publishEffect(entry.delivery, entry.packetId, true, now); // [MQTT-3.3.1-1] DUP on redelivery
     if (send) return [send];
-    this.#store.deleteOutbound(entry.seq);
+    this.#outbound.complete(entry.packetId!);
     return [];
   }
 
@@ -740,7 +738,7 @@ export class Session {
     let id = this.#lastPacketId ?? this.record?.lastPacketId ?? 0;
     for (let tries = 0; tries < MAX_PACKET_ID; tries++) {
       id = id >= MAX_PACKET_ID ? 1 : id + 1;
-      if (!this.#store.outboundByPacketId(id)) break; // [MQTT-2.2.1-3] not in use
+      if (!this.#outbound.inUse(id)) break; // [MQTT-2.2.1-3] not in use
     }
     this.#lastPacketId = id;
     return id;

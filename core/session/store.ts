@@ -72,6 +72,8 @@ export interface SessionStore {
   outboundCount(): number;
   /** Entries sent and not yet fully acknowledged (state `sent` or `released`). */
   inFlightCount(): number;
+  /** Those entries, oldest first. */
+  inFlight(): OutboundEntry[];
   /** The oldest `queued` entries, in sequence order, at most `limit`. */
   queued(limit: number): OutboundEntry[];
   outboundByPacketId(packetId: number): OutboundEntry | undefined;

@@ -89,6 +89,11 @@ export class SqlSessionStore implements SessionStore {
   inFlightCount(): number {
     return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound WHERE state != 'queued'`)[0]!.n;
   }
+  inFlight(): OutboundEntry[] {
+    return this.#rows<OutboundRow>(
+      `SELECT seq, packet_id, state, delivery FROM outbound WHERE state != 'queued' ORDER BY seq`,
+    ).map(toEntry);
+  }
   queued(limit: number): OutboundEntry[] {
     return this.#rows<OutboundRow>(
       `SELECT seq, packet_id, state, delivery FROM outbound WHERE state = 'queued' ORDER BY seq LIMIT ?`,

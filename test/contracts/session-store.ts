@@ -177,6 +177,10 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
         expect(store.inFlightCount()).toBe(2);
         expect(store.queued(10).map((e) => payloadOf(e.delivery))).toEqual(["b", "d"]);
         expect(store.queued(10).every((e) => e.state === "queued")).toBe(true);
+        expect(store.inFlight().map((e) => [payloadOf(e.delivery), e.state, e.packetId])).toEqual([
+          ["a", "released", 1],
+          ["c", "sent", 2],
+        ]);
       });
 
       it("enqueue returns increasing sequence numbers; outbound lists in that order", () => {

@@ -346,6 +346,25 @@ describe("03 outbound QoS 1/2", () => {
     expect(h.deliver(delivery("a", "4"))).toEqual([]);
   });
 
+  it("the window and packet identifiers stay right across a wake-up (index rebuilt from the store)", () => {
+    const h = new Harness();
+    h.connect(5, { properties: { receiveMaximum: 2 } });
+    const first = h.sentOf(h.deliver(delivery("a", "1", 1), delivery("a", "2", 2), delivery("a", "3", 1)), "publish");
+    expect(first.map((p) => [text(p.payload), p.packetId])).toEqual([["1", 1], ["2", 2]]);
+    h.packet(ack("pubrec", 2)); // QoS 2 now released, still in flight
+    h.rehydrate();
+    expect(h.deliver(delivery("a", "4", 1))).toEqual([]); // window still full, and "3" is ahead of it
+    const [third] = h.sentOf(h.packet(ack("puback", 1)), "publish");
+    expect(text(third!.payload)).toBe("3");
+    expect(third!.packetId).not.toBe(2); // 2 is still in flight (released, awaiting PUBCOMP)
+    const [fourth] = h.sentOf(h.packet(ack("pubcomp", 2)), "publish");
+    expect(text(fourth!.payload)).toBe("4");
+    expect(fourth!.packetId).not.toBe(third!.packetId);
+    h.packet(ack("puback", third!.packetId!));
+    h.packet(ack("puback", fourth!.packetId!));
+    expect(h.store.outboundCount()).toBe(0);
+  });
+
   it("QoS 2 delivery: PUBLISH -> PUBREC -> PUBREL -> PUBCOMP [MQTT-4.3.3]", () => {
     const h = new Harness();
     h.connect(5);
