@@ -77,33 +77,52 @@ export class Meter {
   }
 }
 
-/** Totals of every object's counters since this object started (not persisted: like a process's counters). */
+/**
+ * Totals of every object's counters. Saved at most once per second (one row), so they
+ * survive this object being evicted between reports.
+ */
 export class MetricsDO extends DurableObject<Env> {
-  readonly #since = Date.now();
-  readonly #byKind: Record<ObjectKind, Counters> = {
-    session: zeroCounters(),
-    connection: zeroCounters(),
-    shard: zeroCounters(),
-  };
-  #reports = 0;
+  #totals: StoredTotals;
+  #saveTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#totals = ctx.storage.kv.get<StoredTotals>(TOTALS_KEY) ?? {
+      since: Date.now(),
+      byKind: { session: zeroCounters(), connection: zeroCounters(), shard: zeroCounters() },
+      reports: 0,
+    };
+  }
 
   async add(kind: ObjectKind, counters: Counters): Promise<void> {
-    addInto(this.#byKind[kind], counters);
-    this.#reports++;
+    addInto(this.#totals.byKind[kind], counters);
+    this.#totals.reports++;
+    this.#saveTimer ??= setTimeout(() => {
+      this.#saveTimer = undefined;
+      this.ctx.storage.kv.put(TOTALS_KEY, this.#totals);
+    }, FLUSH_MS);
   }
 
   async snapshot(): Promise<MetricsSnapshot> {
     const total = zeroCounters();
-    for (const c of Object.values(this.#byKind)) addInto(total, c);
+    for (const c of Object.values(this.#totals.byKind)) addInto(total, c);
     return {
-      since: this.#since,
+      since: this.#totals.since,
       at: Date.now(),
       total,
-      byKind: structuredClone(this.#byKind),
+      byKind: structuredClone(this.#totals.byKind),
       // The reports themselves are requests too; they are counted here, not in `total`.
-      reportingRequests: this.#reports,
+      reportingRequests: this.#totals.reports,
     };
   }
+}
+
+const TOTALS_KEY = "totals";
+
+interface StoredTotals {
+  since: number;
+  byKind: Record<ObjectKind, Counters>;
+  reports: number;
 }
 
 export interface MetricsSnapshot {
