@@ -39,6 +39,39 @@ export const NO_NETWORK_ENV = Object.freeze({
 });
 
 /**
+ * `wrangler dev` extras that are on by default in wrangler 4.164 and that a broker run
+ * does not need: the local observability trace collector (a streaming tail of every
+ * invocation into a SQLite Durable Object: most of wrangler dev's CPU per WebSocket
+ * message, see docs/local-runtime.md) and the local explorer UI. `npm run dev` keeps them.
+ */
+export const LEAN_DEV_ENV = Object.freeze({
+  X_LOCAL_OBSERVABILITY: "false",
+  X_LOCAL_EXPLORER: "false",
+});
+
+/** @typedef {"local" | "wrangler"} Runtime */
+/** Runtimes `startBroker` knows; `local` is scripts/local-runtime.mjs (Miniflare's API). */
+export const RUNTIMES = /** @type {const} */ (["local", "wrangler"]);
+
+/**
+ * The runtime `startBroker` uses when none is given: EDGE_MQTT_RUNTIME, else `local`.
+ * @param {NodeJS.ProcessEnv} [env]
+ * @returns {Runtime}
+ */
+export function defaultRuntime(env = process.env) {
+  return parseRuntime(env.EDGE_MQTT_RUNTIME ?? "local");
+}
+
+/**
+ * @param {string} value
+ * @returns {Runtime}
+ */
+export function parseRuntime(value) {
+  if (value === "local" || value === "wrangler") return value;
+  throw new Error(`unknown runtime: ${value} (expected ${RUNTIMES.join(" or ")})`);
+}
+
+/**
  * The Node binary to run wrangler with: wrangler needs Node >= 22.12; the
  * `node` dev dependency ships one in node_modules.
  */
@@ -91,11 +124,13 @@ export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inher
 
 /**
  * Arguments of `wrangler dev` for a local, offline broker.
- * @param {{ port?: number, persistTo?: string, inspectorPort?: number }} [options]
+ * @param {{ port?: number, persistTo?: string, inspectorPort?: number, configPath?: string }} [options]
  */
-export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort } = {}) {
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath } = {}) {
   return [
     "dev",
+    // Another Worker than the broker (e.g. the benchmark's relay); default: ./wrangler.toml.
+    ...(configPath !== undefined ? ["--config", configPath] : []),
     "--local",
     "--ip", HOST,
     "--port", String(port),
@@ -115,19 +150,25 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  * @typedef {object} Broker
  * @property {string} url MQTT over WebSocket, e.g. ws://127.0.0.1:8787/mqtt
  * @property {string} httpUrl e.g. http://127.0.0.1:8787
- * @property {number} pid wrangler's pid (also its process group id)
+ * @property {number} pid wrangler's pid, or the local runtime's serving process (also the process group id)
  * @property {() => Promise<void>} stop
  * @property {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} exited
  * @property {import("node:child_process").ChildProcess} child
  */
 
 /**
- * Applies D1 migrations, starts `wrangler dev` and resolves once /health
- * answers. `stop()` sends SIGTERM to wrangler's process group (wrangler, esbuild,
- * workerd) and resolves when wrangler has exited.
+ * Applies D1 migrations, starts the broker and resolves once /health answers.
+ *
+ * `runtime` (default: EDGE_MQTT_RUNTIME, else "local"):
+ * - "local": workerd through Miniflare's API (scripts/local-runtime.mjs), without
+ *   wrangler dev's development layer; `pid` is the serving Node process.
+ * - "wrangler": `wrangler dev` (with LEAN_DEV_ENV); `pid` is wrangler's.
+ * Either way `pid` is also the process group id (workerd is in it), and `stop()`
+ * ends the whole group and resolves when its leader has exited.
  *
  * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
- *           startTimeoutMs?: number, migrate?: boolean }} [options]
+ *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
+ *           runtime?: Runtime }} [options]
  * @returns {Promise<Broker>}
  */
 export async function startBroker({
@@ -137,13 +178,28 @@ export async function startBroker({
   onOutput,
   startTimeoutMs = 60_000,
   migrate = true,
+  configPath,
+  runtime = defaultRuntime(),
 } = {}) {
+  parseRuntime(runtime);
   if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
 
+  if (runtime === "local") {
+    const { startLocalRuntime } = await import("./local-runtime.mjs");
+    return startLocalRuntime({
+      port,
+      persistTo,
+      stdio,
+      startTimeoutMs,
+      ...(onOutput ? { onOutput } : {}),
+      ...(configPath !== undefined ? { configPath } : {}),
+    });
+  }
+
   const inspectorPort = await getFreePort();
-  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort })], {
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, ...(configPath !== undefined ? { configPath } : {}) })], {
     cwd: ROOT,
-    env: brokerEnv(),
+    env: brokerEnv(LEAN_DEV_ENV),
     stdio: ["ignore", ...childStdio(stdio, onOutput)],
     // Own process group, so stop() reaches workerd too and a terminal's Ctrl-C
     // reaches the broker only through us.
@@ -198,12 +254,12 @@ export async function startBroker({
  * @param {Promise<unknown>} exited
  * @param {number} timeoutMs
  */
-async function waitForHealth(url, exited, timeoutMs) {
+export async function waitForHealth(url, exited, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   exited.then(() => (gone = true));
   while (Date.now() < deadline) {
-    if (gone) throw new Error("wrangler dev exited before the broker answered /health");
+    if (gone) throw new Error("the broker process exited before it answered /health");
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) return;
