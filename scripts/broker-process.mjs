@@ -206,39 +206,7 @@ export async function startBroker({
     detached: true,
   });
   forwardOutput(child, onOutput);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("could not spawn wrangler dev");
-  /** @type {Broker["exited"]} */
-  const exited = new Promise((resolvePromise) => {
-    child.on("exit", (code, signal) => resolvePromise({ code, signal }));
-  });
-  const killGroup = (/** @type {NodeJS.Signals} */ signal) => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // already gone
-    }
-  };
-  // Last resort if our process exits without stop(): leave no workerd behind.
-  const onExit = () => killGroup("SIGKILL");
-  process.on("exit", onExit);
-
-  /** @type {Promise<void> | undefined} */
-  let stopping;
-  const stop = () => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        killGroup("SIGTERM");
-        const timer = setTimeout(() => killGroup("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      killGroup("SIGKILL"); // stragglers (workerd) if wrangler left any
-      process.off("exit", onExit);
-    })();
-    return stopping;
-  };
-
+  const { pid, exited, stop } = supervise(child, "wrangler dev", { signalGroup: true });
   const httpUrl = `http://${HOST}:${port}`;
   try {
     await waitForHealth(`${httpUrl}/health`, exited, startTimeoutMs);
@@ -247,6 +215,52 @@ export async function startBroker({
     throw err;
   }
   return { url: `ws://${HOST}:${port}/mqtt`, httpUrl, pid, stop, exited, child };
+}
+
+/**
+ * Watches a broker process started in its own process group (`detached`): `exited` resolves
+ * when it ends; `stop()` sends SIGTERM (to the group, or to the process alone when it shuts
+ * its children down itself), SIGKILLs the group after 10 s or once it has exited (leaving no
+ * workerd behind), and runs `cleanup`. If our own process exits first, the group is killed.
+ *
+ * @param {import("node:child_process").ChildProcess} child
+ * @param {string} label
+ * @param {{ signalGroup: boolean, cleanup?: () => Promise<void> }} options
+ * @returns {{ pid: number, exited: Broker["exited"], stop: () => Promise<void> }}
+ */
+export function supervise(child, label, { signalGroup, cleanup }) {
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not spawn ${label}`);
+  /** @type {Broker["exited"]} */
+  const exited = new Promise((resolvePromise) => {
+    child.on("exit", (code, signal) => resolvePromise({ code, signal }));
+  });
+  const kill = (/** @type {number} */ target, /** @type {NodeJS.Signals} */ signal) => {
+    try {
+      process.kill(target, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const onExit = () => kill(-pid, "SIGKILL");
+  process.on("exit", onExit);
+  /** @type {Promise<void> | undefined} */
+  let stopping;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        kill(signalGroup ? -pid : pid, "SIGTERM");
+        const timer = setTimeout(() => kill(-pid, "SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      kill(-pid, "SIGKILL"); // stragglers (workerd), if any
+      process.off("exit", onExit);
+      await cleanup?.();
+    })();
+    return stopping;
+  };
+  return { pid, exited, stop };
 }
 
 /**
@@ -301,7 +315,7 @@ function childStdio(stdio, onOutput) {
  * @param {import("node:child_process").ChildProcess} child
  * @param {OnOutput | undefined} onOutput
  */
-function forwardOutput(child, onOutput) {
+export function forwardOutput(child, onOutput) {
   if (!onOutput) return;
   for (const stream of [child.stdout, child.stderr]) {
     stream?.setEncoding("utf8");

@@ -31,7 +31,9 @@ import {
   HOST,
   nodeBinary,
   ROOT,
+  forwardOutput,
   runWrangler,
+  supervise,
   waitForHealth,
 } from "./broker-process.mjs";
 
@@ -100,49 +102,12 @@ export async function startLocalRuntime({
     // reaches the runtime only through the caller.
     detached: true,
   });
-  if (onOutput) {
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding("utf8");
-      stream?.on("data", (chunk) => onOutput(String(chunk)));
-    }
-  }
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("could not spawn the local runtime");
-  /** @type {LocalRuntime["exited"]} */
-  const exited = new Promise((resolvePromise) => {
-    child.on("exit", (code, signal) => resolvePromise({ code, signal }));
+  forwardOutput(child, onOutput);
+  // The serving process disposes Miniflare (workerd exits) on SIGTERM, then exits.
+  const { pid, exited, stop } = supervise(child, "the local runtime", {
+    signalGroup: false,
+    cleanup: () => rm(bundleDir, { recursive: true, force: true }),
   });
-  const killGroup = (/** @type {NodeJS.Signals} */ signal) => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // already gone
-    }
-  };
-  const onExit = () => killGroup("SIGKILL");
-  process.on("exit", onExit);
-
-  /** @type {Promise<void> | undefined} */
-  let stopping;
-  const stop = () => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        // The serving process disposes Miniflare (workerd exits), then exits.
-        try {
-          process.kill(pid, "SIGTERM");
-        } catch {
-          // gone meanwhile
-        }
-        const timer = setTimeout(() => killGroup("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      killGroup("SIGKILL"); // a workerd left behind, if any
-      process.off("exit", onExit);
-      await rm(bundleDir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
 
   const httpUrl = `http://${HOST}:${port}`;
   try {
