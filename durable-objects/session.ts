@@ -58,6 +58,7 @@ export class SessionDO extends DurableObject<Env> {
   #outboxes = new Map<string, Outbox>();
   #flushScheduled = false;
   readonly #relays = new Map<string, Batcher<Outbox, undefined>>();
+  #socketCache: { linkId: string; ws: WebSocket } | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -426,9 +427,14 @@ export class SessionDO extends DurableObject<Env> {
     this.#apply(this.#session.connectionLost(ReasonCode.SessionTakenOver, now));
   }
 
+  /** The socket of a local link; remembered, since looking it up reads every socket's attachment. */
   #localSocket(linkId: string): WebSocket | undefined {
-    return this.ctx.getWebSockets(CLIENT_TAG).find((ws) => readState(ws)?.linkId === linkId);
+    if (this.#socketCache?.linkId === linkId) return this.#socketCache.ws;
+    const ws = this.ctx.getWebSockets(CLIENT_TAG).find((w) => readState(w)?.linkId === linkId);
+    this.#socketCache = ws && { linkId, ws };
+    return ws;
   }
+
 
   #currentLink(): Link | undefined {
     if (!this.#linkLoaded) {

@@ -56,6 +56,7 @@ export class Session {
 
   readonly #topicLimits: TopicLimits;
   readonly #outbound: Outbound;
+  #qos2Count: number | undefined;
 
   constructor(store: SessionStore, limits: BrokerLimits) {
     this.#store = store;
@@ -321,14 +322,17 @@ export class Session {
     }
     // QoS 1 counts until its PUBACK is sent; QoS 2 until PUBCOMP, once: its identifier is in the
     // store from arrival to PUBREL, so its pending ack is not counted again.
-    const inFlight = this.#pendingAcks.filter((p) => p.qos === 1).length + this.#store.inboundQos2Count();
+    const inFlight = this.#pendingAcks.filter((p) => p.qos === 1).length + this.#inboundQos2Count();
     // 3.1.1 has no Receive Maximum to announce: there only the packet identifier space bounds it.
     const receiveMaximum = this.protocolVersion === 5 ? this.#limits.receiveMaximum : MAX_PACKET_ID;
     if (inFlight >= receiveMaximum) {
       // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9].
       return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
     }
-    if (packet.qos === 2) this.#store.addInboundQos2(packetId);
+    if (packet.qos === 2) {
+      this.#store.addInboundQos2(packetId);
+      this.#qos2Count = this.#inboundQos2Count() + 1;
+    }
     const ticket = this.#nextTicket++;
     this.#pendingAcks.push({ ticket, packetId, qos: packet.qos, done: false, matched: 0 });
     return [{ kind: "route", message, ticket }];
@@ -360,7 +364,7 @@ export class Session {
     const index = this.#pendingAcks.findIndex((p) => p.ticket === ticket);
     if (index < 0) return [];
     const p = this.#pendingAcks[index]!;
-    if (p.qos === 2) this.#store.deleteInboundQos2(p.packetId);
+    if (p.qos === 2) this.#forgetInboundQos2(p.packetId);
     if (this.protocolVersion === 5) {
       // Answered in arrival order like any other ack [MQTT-4.6.0-2].
       p.done = true;
@@ -371,7 +375,7 @@ export class Session {
   }
 
   #onPubrel(packet: AckPacket): Effect[] {
-    const known = this.#store.deleteInboundQos2(packet.packetId);
+    const known = this.#forgetInboundQos2(packet.packetId);
     // [MQTT-4.3.3-11] PUBCOMP with the same packet identifier. An unknown one is 0x92, except
     // on a resumed session: a PUBREL repeated after reconnecting is "not an error during
     // recovery" (5.0 3.7.2.1) — the PUBCOMP was lost, the message was delivered.
@@ -580,6 +584,7 @@ export class Session {
     if (filters.length) effects.push({ kind: "unsubscribe", filters });
     this.#store.clear();
     this.#outbound.reset();
+    this.#qos2Count = undefined;
     this.#record = undefined;
     this.#lastPacketId = undefined;
     effects.push({ kind: "ended" });
@@ -732,6 +737,18 @@ export class Session {
       this.#save(record);
     }
     return { kind: "send", packet, bytes };
+  }
+
+  /** Inbound QoS 2 identifiers awaiting PUBREL: counted once from the store, then kept in step. */
+  #inboundQos2Count(): number {
+    this.#qos2Count ??= this.#store.inboundQos2Count();
+    return this.#qos2Count;
+  }
+
+  #forgetInboundQos2(packetId: number): boolean {
+    const known = this.#store.deleteInboundQos2(packetId);
+    if (known) this.#qos2Count = this.#inboundQos2Count() - 1;
+    return known;
   }
 
   #allocatePacketId(): number {
