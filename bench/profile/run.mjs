@@ -11,7 +11,7 @@
 // DevTools Profiler to every inspector target (sampling every --interval µs), runs the load
 // for --duration s, lets deliveries drain, stops the profiler. Writes, per target,
 //   bench/results/profile-q<qos>-<target>.cpuprofile.json   (load into DevTools: rename to .cpuprofile)
-//   bench/results/profile-q<qos>-bundle.js                  (the bundle the line numbers refer to)
+//   .wrangler/profile/profile-q<qos>-bundle.js               (the bundle the line numbers refer to)
 //   bench/results/profile-q<qos>.json                        (the aggregated summary)
 // and prints the top functions by self and total time and the per-file totals (analyze.mjs).
 import { fork } from "node:child_process";
@@ -124,7 +124,9 @@ async function main() {
     if (!bundleDir) throw new Error("no --bundle in the runtime's arguments");
     const entry = readdirSync(bundleDir).find((f) => /\.m?js$/.test(f));
     if (!entry) throw new Error(`no bundle in ${bundleDir}`);
-    const bundleCopy = join(RESULTS, `profile-q${qos}-bundle.js`);
+    // Kept out of bench/results (which ignores only *.json) in the ignored .wrangler/.
+    mkdirSync(join(ROOT, ".wrangler", "profile"), { recursive: true });
+    const bundleCopy = join(ROOT, ".wrangler", "profile", `profile-q${qos}-bundle.js`);
     copyFileSync(join(bundleDir, entry), bundleCopy);
 
     W = await Promise.all(["A", "B", "C"].map((n) => startWorker(n, codecPath)));
@@ -189,7 +191,7 @@ async function main() {
     }
     const summaryFile = join(RESULTS, `profile-q${qos}.json`);
     writeFileSync(summaryFile, JSON.stringify({ qos, publishers, durationMs, intervalUs, payloadBytes: PAYLOAD, run, runtimeCpu: cpu, threads, targets: summaries }, null, 2));
-    console.log(`\nwrote ${summaryFile.replace(ROOT + "/", "")}`);
+    console.log(`\nwrote ${summaryFile.replace(ROOT + "/", "")}; bundle ${bundleCopy.replace(ROOT + "/", "")}`);
   } finally {
     for (const s of sessions) s.close();
     await Promise.all(W.map((w) => w.call("exit").catch(() => {})));
