@@ -15,18 +15,18 @@
 //   --out FILE         another JSON path
 //
 // The machine is shared and noisy: compare figures of ONE run (ratios), not across runs.
-import { fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as brokerProcess from "../scripts/broker-process.mjs";
-import { argFromArgs, getFreePort, NO_NETWORK_ENV, nodeBinary, ROOT, startBroker } from "../scripts/broker-process.mjs";
+import { argFromArgs, getFreePort, NO_NETWORK_ENV, ROOT, startBroker } from "../scripts/broker-process.mjs";
 import { cpuDelta, treeCpu, treeRss } from "./lib/proc.mjs";
+import { bundleCodec, startWorker } from "./lib/workers.mjs";
+/** @typedef {import("./lib/workers.mjs").Worker} Worker */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CACHE = join(ROOT, "node_modules", ".cache", "bench-broker");
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,49 +54,6 @@ const PAYLOAD = 64;
 
 // ---------------------------------------------------------------- client processes
 
-/** @typedef {{ name: string, child: import("node:child_process").ChildProcess, call: (op: string, a?: any) => Promise<any> }} Worker */
-
-/** @param {string} name @param {string} codecPath @returns {Promise<Worker>} */
-function startWorker(name, codecPath) {
-  const child = fork(join(HERE, "client-worker.mjs"), [], {
-    execPath: nodeBinary(),
-    env: { ...process.env, BENCH_CODEC: codecPath },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  let seq = 0;
-  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>} */
-  const waiting = new Map();
-  /** @type {() => void} */
-  let ready = () => {};
-  const readyP = new Promise((/** @type {(v?: unknown) => void} */ r) => (ready = r));
-  child.on("message", (/** @type {any} */ m) => {
-    if (m.ready) return ready();
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.ok) w?.resolve(m.result);
-    else w?.reject(new Error(`worker ${name}: ${m.error}`));
-  });
-  child.on("exit", (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`worker ${name} exited (${code})`));
-    waiting.clear();
-  });
-  const call = (/** @type {string} */ op, /** @type {any} */ a = {}) =>
-    new Promise((resolve, reject) => {
-      const id = ++seq;
-      waiting.set(id, { resolve, reject });
-      child.send({ id, op, args: a });
-    });
-  return readyP.then(() => ({ name, child, call }));
-}
-
-/** Bundles core/mqtt/codec for Node (the children import it). */
-async function bundleCodec() {
-  const { build } = await import("esbuild");
-  mkdirSync(CACHE, { recursive: true });
-  const outfile = join(CACHE, "codec.mjs");
-  await build({ entryPoints: [join(ROOT, "core", "mqtt", "codec", "index.ts")], bundle: true, platform: "node", format: "esm", outfile, logLevel: "warning" });
-  return outfile;
-}
 
 // ---------------------------------------------------------------- measurement helpers
 

@@ -14,20 +14,19 @@
 //   .wrangler/profile/profile-q<qos>-bundle.js               (the bundle the line numbers refer to)
 //   bench/results/profile-q<qos>.json                        (the aggregated summary)
 // and prints the top functions by self and total time and the per-file totals (analyze.mjs).
-import { fork } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { applyMigrations, argFromArgs, getFreePort, nodeBinary, ROOT } from "../../scripts/broker-process.mjs";
+import { applyMigrations, argFromArgs, getFreePort, ROOT } from "../../scripts/broker-process.mjs";
 import { startLocalRuntime } from "../../scripts/local-runtime.mjs";
 import { treeCpu, cpuDelta } from "../lib/proc.mjs";
 import { analyze, format, sectionMap } from "./analyze.mjs";
 import { CdpSession, listTargets } from "./cdp.mjs";
 import { threadCpu, threadDelta } from "./threads.mjs";
+import { bundleCodec, startWorker } from "../lib/workers.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, "..", "results");
-const CACHE = join(ROOT, "node_modules", ".cache", "bench-broker");
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,47 +42,6 @@ const PAYLOAD = 64;
 
 /** @typedef {{ name: string, child: import("node:child_process").ChildProcess, call: (op: string, a?: any) => Promise<any> }} Worker */
 
-/** Forks one bench client process (same protocol as bench/run.mjs). @param {string} name @param {string} codecPath @returns {Promise<Worker>} */
-function startWorker(name, codecPath) {
-  const child = fork(join(HERE, "..", "client-worker.mjs"), [], {
-    execPath: nodeBinary(),
-    env: { ...process.env, BENCH_CODEC: codecPath },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  let seq = 0;
-  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>} */
-  const waiting = new Map();
-  /** @type {() => void} */
-  let ready = () => {};
-  const readyP = new Promise((/** @type {(v?: unknown) => void} */ r) => (ready = r));
-  child.on("message", (/** @type {any} */ m) => {
-    if (m.ready) return ready();
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.ok) w?.resolve(m.result);
-    else w?.reject(new Error(`worker ${name}: ${m.error}`));
-  });
-  child.on("exit", (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`worker ${name} exited (${code})`));
-    waiting.clear();
-  });
-  const call = (/** @type {string} */ op, /** @type {any} */ a = {}) =>
-    new Promise((resolve, reject) => {
-      const id = ++seq;
-      waiting.set(id, { resolve, reject });
-      child.send({ id, op, args: a });
-    });
-  return readyP.then(() => ({ name, child, call }));
-}
-
-/** Bundles core/mqtt/codec for Node (the client processes import it), as bench/run.mjs does. */
-async function bundleCodec() {
-  const { build } = await import("esbuild");
-  mkdirSync(CACHE, { recursive: true });
-  const outfile = join(CACHE, "codec.mjs");
-  await build({ entryPoints: [join(ROOT, "core", "mqtt", "codec", "index.ts")], bundle: true, platform: "node", format: "esm", outfile, logLevel: "warning" });
-  return outfile;
-}
 
 /** @param {Worker} sub @param {number} expected @param {number} maxMs */
 async function drain(sub, expected, maxMs, idleMs = 1_500) {
