@@ -307,9 +307,7 @@ export class SessionDO extends DurableObject<Env> {
           break;
         }
         case "subscribe": {
-          const { ticket, subscriptions } = effect;
-          const clientId = this.#session.record?.clientId;
-          if (!clientId) break;
+          const { ticket, clientId, subscriptions } = effect;
           this.#router.subscribe(clientId, subscriptions).then(
             (retained) =>
               this.#afterAsync(() => [
@@ -326,12 +324,10 @@ export class SessionDO extends DurableObject<Env> {
           break;
         }
         case "unsubscribe": {
-          const clientId = this.#session.record?.clientId ?? this.#lastClientId;
-          if (clientId) this.#router.unsubscribe(clientId, effect.filters).catch((e) => console.error("unsubscribe failed", e));
+          this.#router.unsubscribe(effect.clientId, effect.filters).catch((e) => console.error("unsubscribe failed", e));
           break;
         }
         case "presence":
-          this.#lastClientId = effect.event.clientId;
           this.ctx.waitUntil(recordPresence(this.env, effect.event));
           break;
         case "ended":
@@ -343,8 +339,6 @@ export class SessionDO extends DurableObject<Env> {
     }
     if (deadlinesChanged) this.#scheduleAlarm();
   }
-
-  #lastClientId: string | undefined;
 
   #afterAsync(step: () => Effect[]): void {
     this.#apply(step());

@@ -461,7 +461,7 @@ export class Session {
     }
     const ticket = this.#nextTicket++;
     this.#pendingSubscribes.set(ticket, { packetId: packet.packetId, reasonCodes });
-    return [{ kind: "subscribe", ticket, subscriptions: requests }];
+    return [{ kind: "subscribe", ticket, clientId: this.record!.clientId, subscriptions: requests }];
   }
 
   /** The shards hold the new subscriptions: acknowledge [MQTT-3.8.4-1]. Retained messages follow via `deliver`. */
@@ -482,7 +482,7 @@ export class Session {
       return ReasonCode.NoSubscriptionExisted;
     });
     const effects: Effect[] = [];
-    if (removed.length) effects.push({ kind: "unsubscribe", filters: removed });
+    if (removed.length) effects.push({ kind: "unsubscribe", clientId: this.record!.clientId, filters: removed });
     // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; reason codes only in 5.0.
     effects.push(
       this.#send({
@@ -581,7 +581,7 @@ export class Session {
       effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
     }
     const filters = this.#store.subscriptions().map((s) => s.filter);
-    if (filters.length) effects.push({ kind: "unsubscribe", filters });
+    if (filters.length) effects.push({ kind: "unsubscribe", clientId: record.clientId, filters });
     this.#store.clear();
     this.#outbound.reset();
     this.#qos2Count = undefined;

@@ -85,8 +85,9 @@ export type Effect =
   /** Route a message into the topic space; when `ticket` is set, report back with `routed(ticket, matched)`. */
   | { kind: "route"; message: Message; ticket?: number }
   /** Register subscriptions on the shards, then report back with `subscribed(ticket, retained)`. */
-  | { kind: "subscribe"; ticket: number; subscriptions: SubscribeRequest[] }
-  | { kind: "unsubscribe"; filters: string[] }
+  | { kind: "subscribe"; ticket: number; clientId: string; subscriptions: SubscribeRequest[] }
+  /** Remove the session's subscriptions from the shards (also after the session itself is gone). */
+  | { kind: "unsubscribe"; clientId: string; filters: string[] }
   /** Tell the device registry about presence changes (batched by the host). */
   | { kind: "presence"; event: PresenceEvent }
   /** The session ended: the host may drop everything it keeps for it. */
