@@ -11,13 +11,24 @@ interface InFlight {
 /**
  * A session's outbound QoS 1/2 messages: the stored queue, with an index of the ones in
  * flight (by packet identifier) and the number queued kept in memory, so an acknowledgement
- * costs one row written and no scan. The index is read from the store once after each wake
- * and kept in step with every change made through this class, the only writer.
+ * costs no scan. The index is read from the store once after each wake and kept in step
+ * with every change made through this class, the only writer.
+ *
+ * Deleting an acknowledged entry's row is deferred: its packet identifier is free at once,
+ * and the row goes with the next write to the queue, in the same transaction, or when the
+ * host calls `flush` (a short timer). So a stream of acknowledgements costs no commit of its
+ * own; each commit is a synchronous disk flush on a local runtime and a replicated write
+ * in production. If the object dies first, the row outlives the acknowledgement and the
+ * message is sent again with DUP on the next connection: at least once still holds for
+ * QoS 1 (4.3.2), and for a QoS 2 entry in state `released` the client is sent PUBREL again
+ * and answers it with PUBCOMP, nothing being delivered twice (4.3.3).
  */
 export class Outbound {
   readonly #store: SessionStore;
   #inFlight: Map<number, InFlight> | undefined;
   #queued = 0;
+  /** Sequence numbers of acknowledged entries whose rows are not deleted yet. */
+  #acknowledged: number[] = [];
 
   constructor(store: SessionStore) {
     this.#store = store;
@@ -35,10 +46,23 @@ export class Outbound {
     return this.#inFlight;
   }
 
-  /** Forget the cached index (the store was cleared). */
+  /** Forget the cached index (the store was cleared, acknowledged rows with it). */
   reset(): void {
     this.#inFlight = undefined;
     this.#queued = 0;
+    this.#acknowledged = [];
+  }
+
+  /** Whether acknowledged rows wait to be deleted (the host then calls `flush` soon). */
+  get unflushed(): boolean {
+    return this.#acknowledged.length > 0;
+  }
+
+  /** Delete the rows of acknowledged entries. */
+  flush(): void {
+    if (this.#acknowledged.length === 0) return;
+    for (const seq of this.#acknowledged) this.#store.deleteOutbound(seq);
+    this.#acknowledged = [];
   }
 
   get inFlightCount(): number {
@@ -60,12 +84,14 @@ export class Outbound {
 
   /** Stored as sent at once (room in the window, nothing queued before it). */
   addSent(delivery: Delivery, packetId: number): void {
+    this.flush();
     const seq = this.#store.enqueue(delivery, "sent", packetId);
     this.#index.set(packetId, { seq, qos: delivery.qos, state: "sent" });
   }
 
   /** Queued, up to `max` entries in all; when full, the oldest queued entry makes room. */
   addQueued(delivery: Delivery, max: number): void {
+    this.flush();
     const index = this.#index;
     while (index.size + this.#queued >= max && this.#queued > 0) {
       if (!this.#store.dropOldestQueued()) break;
@@ -82,12 +108,14 @@ export class Outbound {
   }
 
   markSent(entry: OutboundEntry, packetId: number): void {
+    this.flush();
     this.#store.updateOutbound(entry.seq, "sent", packetId);
     this.#index.set(packetId, { seq: entry.seq, qos: entry.delivery.qos, state: "sent" });
     this.#queued--;
   }
 
   dropQueued(entry: OutboundEntry): void {
+    this.flush();
     this.#store.deleteOutbound(entry.seq);
     this.#queued--;
   }
@@ -95,20 +123,22 @@ export class Outbound {
   markReleased(packetId: number): void {
     const e = this.#index.get(packetId);
     if (!e || e.state === "released") return;
+    this.flush();
     this.#store.updateOutbound(e.seq, "released");
     e.state = "released";
   }
 
-  /** Acknowledged (or refused, or undeliverable): the packet identifier is free again. */
+  /** Acknowledged (or refused, or undeliverable): the packet identifier is free again; the row goes soon. */
   complete(packetId: number): void {
     const e = this.#index.get(packetId);
     if (!e) return;
-    this.#store.deleteOutbound(e.seq);
     this.#index.delete(packetId);
+    this.#acknowledged.push(e.seq);
   }
 
   /** In-flight entries with their deliveries, oldest first, for resending after a reconnect. */
   inFlightEntries(): OutboundEntry[] {
+    this.flush();
     return this.#store.inFlight();
   }
 }

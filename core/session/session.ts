@@ -89,6 +89,18 @@ export class Session {
     return times.length ? Math.min(...times) : undefined;
   }
 
+  /**
+   * Whether deferred storage writes wait (rows of acknowledged deliveries): the host calls
+   * `flushWrites` soon after, on a short timer, so a burst of acknowledgements shares one commit.
+   */
+  get unflushedWrites(): boolean {
+    return this.#outbound.unflushed;
+  }
+
+  flushWrites(): void {
+    this.#outbound.flush();
+  }
+
   // ---------------------------------------------------------------- CONNECT
 
   /**

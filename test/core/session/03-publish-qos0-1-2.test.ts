@@ -311,9 +311,48 @@ describe("03 outbound QoS 1/2", () => {
     expect(h.store.outboundCount()).toBe(1);
     expect(h.store.outboundByPacketId(1)?.state).toBe("sent");
     expect(h.packet(ack("puback", 1))).toEqual([]);
+    expect(h.session.unflushedWrites).toBe(true); // the row's delete waits for the host's flush
+    h.session.flushWrites();
     expect(h.store.outboundCount()).toBe(0);
     // A duplicate PUBACK is ignored.
     expect(h.packet(ack("puback", 1))).toEqual([]);
+    expect(h.session.unflushedWrites).toBe(false);
+  });
+
+  it("an acknowledged row is deleted with the next write to the queue, in the same turn", () => {
+    const h = new Harness();
+    h.connect(4);
+    h.deliver(delivery("a", "1"), delivery("a", "2"));
+    h.packet(ack("puback", 1));
+    expect(h.store.outboundCount()).toBe(2);
+    h.deliver(delivery("a", "3")); // its insert takes the pending delete along
+    expect(h.session.unflushedWrites).toBe(false);
+    expect(h.store.outboundCount()).toBe(2);
+    expect(h.store.outboundByPacketId(1)).toBeUndefined();
+  });
+
+  it("the packet identifier of an acknowledged message is free before its row is deleted", () => {
+    const h = new Harness({ receiveMaximum: 2 });
+    h.connect(5, { properties: { receiveMaximum: 1 } });
+    h.deliver(delivery("a", "1"));
+    expect(h.sentOf(h.deliver(delivery("a", "2")), "publish")).toEqual([]); // window of 1: queued
+    const [next] = h.sentOf(h.packet(ack("puback", 1)), "publish");
+    expect(text(next!.payload)).toBe("2"); // the window opened at once
+    expect(h.store.outboundByPacketId(1)).toBeUndefined(); // markSent took the delete along
+  });
+
+  it("an acknowledgement lost with the object (not flushed) means a resend with DUP: at least once [MQTT-4.3.2]", () => {
+    const h = new Harness();
+    h.connectPersistent(4);
+    h.deliver(delivery("a", "x"));
+    h.packet(ack("puback", 1));
+    h.rehydrate(); // evicted before the timer flushed: the row is still there
+    h.session.connectionLost(ReasonCode.UnspecifiedError, h.now);
+    const again = h.one(h.connectPersistent(4), "publish");
+    expect([again.packetId, again.dup, text(again.payload)]).toEqual([1, true, "x"]);
+    h.packet(ack("puback", 1));
+    h.session.flushWrites();
+    expect(h.store.outboundCount()).toBe(0);
   });
 
   it("QoS 0 delivery: sent at once, never stored", () => {
@@ -362,6 +401,7 @@ describe("03 outbound QoS 1/2", () => {
     expect(fourth!.packetId).not.toBe(third!.packetId);
     h.packet(ack("puback", third!.packetId!));
     h.packet(ack("puback", fourth!.packetId!));
+    h.session.flushWrites();
     expect(h.store.outboundCount()).toBe(0);
   });
 
@@ -376,6 +416,7 @@ describe("03 outbound QoS 1/2", () => {
     // A duplicate PUBREC gets PUBREL again.
     expect(h.one(h.packet(ack("pubrec", p.packetId!)), "pubrel").packetId).toBe(p.packetId);
     expect(h.packet(ack("pubcomp", p.packetId!))).toEqual([]);
+    h.session.flushWrites();
     expect(h.store.outboundCount()).toBe(0);
   });
 

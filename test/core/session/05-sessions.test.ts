@@ -56,6 +56,7 @@ describe("05 sessions: offline queue", () => {
     expect([again.packetId, again.dup]).toEqual([p.packetId, true]);
     h.packet(ack("pubrec", p.packetId!));
     h.packet(ack("pubcomp", p.packetId!));
+    h.session.flushWrites();
     expect(h.store.outboundCount()).toBe(0);
   });
 
