@@ -223,13 +223,17 @@ export class SessionDO extends DurableObject<Env> {
 
   /**
    * Messages routed to this session; QoS 1/2 ones are stored before this returns. Calls that
-   * bring QoS 1/2 messages within one timer tick (from several shards) are stored in one
+   * bring QoS 1 messages within one timer tick (from several shards) are stored in one
    * turn, so they share one commit: each commit is a replicated write in production and a
    * synchronous disk flush on the local runtime, where it dominated the cost of QoS 1.
+   * Only QoS 1 waits: a QoS 2 message's packet identifier is recorded by the publisher's
+   * session before routing, so a crash between that record and this store would lose it
+   * (the retransmission is acknowledged, not routed again [MQTT-4.3.3-9]); that window is
+   * kept as short as it can be. QoS 0 is not stored.
    */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     this.#meter.count("requests");
-    if (deliveries.every((d) => d.qos === 0)) return this.#deliverNow(deliveries);
+    if (!deliveries.some((d) => d.qos === 1) || deliveries.some((d) => d.qos === 2)) return this.#deliverNow(deliveries);
     return new Promise((resolve, reject) => {
       if (!this.#storeGroup) {
         const group: PendingDeliver[] = (this.#storeGroup = []);
