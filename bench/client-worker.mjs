@@ -3,10 +3,12 @@
 //   connect  open `count` clients (optionally subscribed) in a group
 //   publish  run a group's publishers for a bounded time and count (flood, window or rate)
 //   stats    deliveries (count, first/last time, latencies) of a group
-//   close    close a group's clients; cpu: this process's CPU; exit
+//   stopConnecting  end a group's `connect` early (it returns what it has opened so far)
+//   close    close a group's clients (or only `count` of them); cpu: this process's CPU; exit
 // Every loop is bounded in time and count. Times shared with the parent are epoch ms
 // (performance.timeOrigin + performance.now()); latencies use hrtime inside this process.
 import mqtt from "mqtt";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { LeanClient } from "./lib/lean-client.mjs";
 
@@ -17,6 +19,9 @@ const codec = await import(pathToFileURL(codecPath).href);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
 const MAX_LATENCY_SAMPLES = 200_000;
+/** How late this process's event loop ran, between two `cpu` calls: a stalled client shows here, not as broker latency. */
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
 
 /** MQTT.js behind the lean client's interface. */
 class MqttJsClient {
@@ -111,6 +116,7 @@ class MqttJsClient {
  * @property {number[] | null} latencies
  * @property {number} lostConnections
  * @property {string[]} closeReasons
+ * @property {boolean} [stop] set by stopConnecting: open no more clients
  */
 /** @type {Map<string, Group>} */
 const groups = new Map();
@@ -153,7 +159,7 @@ async function connect(a) {
   let next = 0;
   const deadline = started + (a.timeoutMs ?? 120_000);
   const one = async () => {
-    while (next < a.count && now() < deadline) {
+    while (next < a.count && now() < deadline && !g.stop) {
       const i = next++;
       const clientId = `${a.idPrefix}${i}`;
       const url = a.route === "fast" ? `${a.url}/${encodeURIComponent(clientId)}` : a.url;
@@ -175,7 +181,7 @@ async function connect(a) {
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(a.concurrency ?? 50, a.count)) }, one));
-  return { connected: g.clients.length, failed, ms: now() - started, errors };
+  return { connected: g.clients.length, failed, notAttempted: a.count - next, ms: now() - started, errors };
 }
 
 /**
@@ -317,11 +323,20 @@ function stats(a) {
 }
 
 /** @param {{ group: string }} a */
+function stopConnecting(a) {
+  const g = groups.get(a.group);
+  if (g) g.stop = true;
+  return { stopped: g !== undefined };
+}
+
+/** @param {{ group: string, count?: number }} a `count`: close only that many (the group stays while clients remain) */
 async function close(a) {
   const g = groups.get(a.group);
-  if (!g) return { closed: 0 };
-  groups.delete(a.group);
-  for (const c of g.clients) {
+  if (!g) return { closed: 0, remaining: 0 };
+  const some = a.count !== undefined && a.count < g.clients.length;
+  const closing = some ? g.clients.splice(g.clients.length - /** @type {number} */ (a.count)) : g.clients;
+  if (!some) groups.delete(a.group);
+  for (const c of closing) {
     try {
       c.close();
     } catch {
@@ -330,8 +345,8 @@ async function close(a) {
   }
   // Give DISCONNECTs a moment to leave (bounded).
   const deadline = now() + 3_000;
-  while (g.clients.some((c) => c.open) && now() < deadline) await sleep(50);
-  return { closed: g.clients.length };
+  while (closing.some((c) => c.open) && now() < deadline) await sleep(50);
+  return { closed: closing.length, remaining: some ? g.clients.length : 0 };
 }
 
 /** @type {Record<string, (a: any) => unknown>} */
@@ -339,8 +354,13 @@ const ops = {
   connect,
   publish,
   stats,
+  stopConnecting,
   close,
-  cpu: () => ({ ...process.cpuUsage(), rss: process.memoryUsage().rss }),
+  cpu: () => {
+    const r = { ...process.cpuUsage(), rss: process.memoryUsage().rss, loopDelayMaxMs: loopDelay.max / 1e6 };
+    loopDelay.reset();
+    return r;
+  },
   exit: () => {
     setTimeout(() => process.exit(0), 10);
     return {};

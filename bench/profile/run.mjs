@@ -2,7 +2,7 @@
 // CPU profile of workerd while the broker handles fan-in load: where the CPU per message goes.
 //
 //   node bench/profile/run.mjs --qos 0|1 [--publishers 20] [--duration 10] [--warmup 3]
-//                              [--interval 100] [--top 15]
+//                              [--interval 100] [--top 15] [--rate N]
 //
 // Starts the broker on the local runtime (scripts/local-runtime.mjs) with workerd's inspector
 // open and a fresh state directory, runs the bench's fan-in with the bench's own client
@@ -38,6 +38,8 @@ const durationMs = 1000 * Number(argFromArgs("--duration", args) ?? "10");
 const warmupMs = 1000 * Number(argFromArgs("--warmup", args) ?? "3");
 const intervalUs = Number(argFromArgs("--interval", args) ?? "100");
 const top = Number(argFromArgs("--top", args) ?? "15");
+/** A fixed total rate (messages per second) instead of as fast as the broker takes them. */
+const rate = argFromArgs("--rate", args) === undefined ? undefined : Number(argFromArgs("--rate", args));
 const PAYLOAD = 64;
 
 /** @typedef {{ name: string, child: import("node:child_process").ChildProcess, call: (op: string, a?: any) => Promise<any> }} Worker */
@@ -102,7 +104,9 @@ async function main() {
       const d0 = (await C.call("stats", { group: "sub" })).delivered;
       const startAt = now() + 150;
       const pubArgs = { group: "pub", topic: "bench/in/{i}", qos, durationMs: ms, maxMessages: 1_000_000, payloadBytes: PAYLOAD, window: 16, startAt };
-      const results = await Promise.all([A, B].map((w, k) => w.call("publish", { ...pubArgs, indexOffset: k === 0 ? 0 : parts[0] })));
+      const results = await Promise.all(
+        [A, B].map((w, k) => w.call("publish", { ...pubArgs, indexOffset: k === 0 ? 0 : parts[0], ...(rate && { rate: rate / 2 }) })),
+      );
       const published = results.reduce((a, r) => a + r.published, 0);
       const s = await drain(C, d0 + published, 20_000);
       return { published, delivered: s.delivered - d0, ms: now() - startAt, lost: s.lostConnections };

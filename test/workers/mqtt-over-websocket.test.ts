@@ -282,6 +282,25 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     pub.close();
   });
 
+  it("QoS 1 deliver() calls arriving together (from several shards) share one storing turn: each returns once its messages are stored", async () => {
+    const sid = unique("grp");
+    const { client: sub } = await connect(route, v, sid);
+    const delivery = (payload: string) => ({
+      message: { topic: "grp/t", payload: enc(payload), qos: 1 as const, retain: false, origin: "someone" },
+      qos: 1 as const,
+      retain: false,
+    });
+    const stub = sessionStub(sid);
+    const results = await Promise.all([stub.deliver([delivery("a"), delivery("b")]), stub.deliver([delivery("c")]), stub.deliver([delivery("d")])]);
+    expect(results).toEqual([{ live: true }, { live: true }, { live: true }]);
+    expect(await outboundCount(sid)).toBe(4); // all stored by the time the calls returned
+    const got = [await sub.next("publish"), await sub.next("publish"), await sub.next("publish"), await sub.next("publish")];
+    expect(got.map((p) => text(p.payload))).toEqual(["a", "b", "c", "d"]);
+    for (const p of got) sub.send({ type: "puback", packetId: p.packetId! });
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(0); // acknowledged rows go on the flush timer
+    sub.close();
+  });
+
   it("QoS 0 is delivered with QoS min(message, granted) and no acknowledgement", async () => {
     const topic = unique("q0");
     const { client: sub } = await connect(route, v, unique("sub"));
