@@ -1,6 +1,6 @@
 // CPU and memory of other processes, from Linux /proc: the broker's process tree
 // (wrangler, workerd, ...) or any --pid. Ticks are converted with CLK_TCK = 100.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 const TICK_US = 10_000; // 1 / CLK_TCK (100 on Linux x86_64 and arm64)
 
@@ -101,4 +101,62 @@ export function treeRss(root, comm) {
     }
   }
   return { kib, pids };
+}
+
+/**
+ * What a process's file descriptors are, from /proc/<pid>/fd: Durable Object SQLite files
+ * (database, -wal, -shm), sockets (with how many distinct ones: workerd holds each accepted
+ * connection twice, the socket and a duplicate it watches for hang-up), and the rest.
+ * @param {number} pid
+ * @returns {{ total: number, sqlite: number, sqliteWal: number, sqliteShm: number, sockets: number, distinctSockets: number, other: number } | undefined}
+ */
+export function fdKinds(pid) {
+  let names;
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined; // exited
+  }
+  const out = { total: 0, sqlite: 0, sqliteWal: 0, sqliteShm: 0, sockets: 0, distinctSockets: 0, other: 0 };
+  const inodes = new Set();
+  for (const name of names) {
+    let target;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${name}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    out.total++;
+    if (target.endsWith(".sqlite")) out.sqlite++;
+    else if (target.endsWith(".sqlite-wal")) out.sqliteWal++;
+    else if (target.endsWith(".sqlite-shm")) out.sqliteShm++;
+    else if (target.startsWith("socket:")) {
+      out.sockets++;
+      inodes.add(target);
+    } else out.other++;
+  }
+  out.distinctSockets = inodes.size;
+  return out;
+}
+
+/**
+ * The soft limit on open files (RLIMIT_NOFILE) of a process, from /proc/<pid>/limits.
+ * @param {number} pid
+ * @returns {number | undefined}
+ */
+export function openFileLimit(pid) {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, "utf8"));
+    return m && m[1] !== "unlimited" ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids of the tree's processes named `comm` (e.g. the workerd of a local broker).
+ * @param {number} root @param {string} comm
+ */
+export function treePids(root, comm) {
+  return processTree(root).filter((p) => p.comm === comm).map((p) => p.pid);
 }
