@@ -306,7 +306,10 @@ export class SessionDO extends DurableObject<Env> {
     }
     if (times.length === 0) return;
     const at = Math.min(...times);
-    if (this.#alarmAt !== undefined && this.#alarmAt !== null && this.#alarmAt <= at) return;
+    // Moved later too, not only earlier: the CONNECT timeout set when the socket opened must
+    // not stay once CONNECT has arrived, or it wakes the object 10 s later for nothing (and
+    // keeps it, and its SQLite files, in memory 10 s longer).
+    if (this.#alarmAt === at) return;
     this.#alarmAt = at;
     void this.ctx.storage.setAlarm(at);
   }
