@@ -508,8 +508,25 @@ async function closePaced(W, sizes, fds, limit, alive) {
 
 // ---------------------------------------------------------------- targets
 
+/**
+ * A free port is free when asked, not when workerd binds it: the scenarios' thousands of client
+ * sockets take ephemeral ports meanwhile. A start that loses that race is tried again.
+ * @param {string | undefined} configPath
+ */
+async function startLocal(configPath, attempts = 3) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startLocalOnce(configPath);
+    } catch (e) {
+      const inUse = e instanceof Error && /ADDRESS_IN_USE|address already in use/i.test(e.message);
+      if (!inUse || attempt >= attempts) throw e;
+      process.stderr.write(`port taken before the runtime bound it; starting again (${attempt + 1}/${attempts})\n`);
+    }
+  }
+}
+
 /** @param {string | undefined} configPath */
-async function startLocal(configPath) {
+async function startLocalOnce(configPath) {
   const persistTo = mkdtempSync(join(tmpdir(), configPath ? "edge-mqtt-bench-relay-" : "edge-mqtt-bench-"));
   const port = await getFreePort();
   let log = "";

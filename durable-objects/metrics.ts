@@ -40,6 +40,7 @@ export class Meter {
   readonly #sql: SqlStorage;
   #counters = zeroCounters();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #stub: DurableObjectStub<MetricsDO> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env, kind: ObjectKind) {
     this.#env = env;
@@ -72,8 +73,8 @@ export class Meter {
     this.#timer = undefined;
     const counters = this.#counters;
     this.#counters = zeroCounters();
-    const stub = this.#env.METRICS.get(this.#env.METRICS.idFromName("metrics"));
-    stub.add(this.#kind, counters).catch((e: unknown) => console.error("metrics report failed", e));
+    this.#stub ??= this.#env.METRICS.get(this.#env.METRICS.idFromName("metrics"));
+    this.#stub.add(this.#kind, counters).catch((e: unknown) => console.error("metrics report failed", e));
   }
 }
 
