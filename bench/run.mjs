@@ -62,6 +62,8 @@ const HOLD_MS = Math.max(0, Number(argFromArgs("--hold-ms", args) ?? 2_000) || 0
 const fdHeadroom = (/** @type {number} */ limit) => Math.max(1_000, Math.round(limit / 8));
 const LATENCY_RATE = 1_000;
 const LATENCY_WARMUP_MS = 1_000;
+/** Broker/relay pairs run for each scenario with a relay reference (the median ratio is kept). */
+const RATIO_ROUNDS = quick ? 1 : 3;
 const PAYLOAD = 64;
 
 /** @typedef {{ name: "broker" | "relay", url: string, httpUrl?: string, pid?: number, fast: boolean, metrics: boolean, local?: boolean }} Target */
@@ -714,23 +716,61 @@ async function main() {
 
   /** @type {Record<string, any>} */
   const scenarios = {};
-  /** @param {Target} t @param {"broker" | "relay"} slot @param {boolean} relayOnly */
-  const runAll = async (t, slot, relayOnly) => {
+  /** @param {(typeof plan)[number]} s @param {Target} t @param {string} label */
+  const runOne = async (s, t, label) => {
+    process.stderr.write(`${label}: ${s.name} ...`);
+    const t1 = now();
+    let r;
+    try {
+      r = await s.fn(t);
+    } catch (e) {
+      r = { error: e instanceof Error ? e.message : String(e) };
+      // Leave no clients behind for the next scenario.
+      await Promise.all(W.flatMap((w) => ["pub", "sub", "latpub", "latsub", "idle"].map((g) => w.call("close", { group: g }).catch(() => {}))));
+    }
+    process.stderr.write(` ${round((now() - t1) / 1000)} s${r.error ? ` ERROR ${r.error}` : ""}\n`);
+    await sleep(500); // let disconnects settle
+    return r;
+  };
+  /** @param {any} b @param {any} r */
+  const ratioOf = (b, r) => {
+    if (!b || !r || b.error || r.error) return null;
+    const ratio = (/** @type {string} */ k) => (b[k] != null && r[k] ? round(b[k] / r[k], 3) : null);
+    return b.p99Ms !== undefined
+      ? { p50Ms: ratio("p50Ms"), p99Ms: ratio("p99Ms"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") }
+      : { deliveredPerSec: ratio("deliveredPerSec"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") };
+  };
+  /**
+   * Every scenario on the broker; a scenario with a relay reference runs on the relay right
+   * after it, both runtimes up all along, so the two figures of a ratio are taken seconds
+   * apart rather than a whole run apart (this machine's speed drifts over minutes). The full
+   * run repeats those pairs and keeps the pair with the median ratio; every pair is in `rounds`.
+   * @param {Target} broker @param {Target | undefined} relay
+   */
+  const runAll = async (broker, relay) => {
     for (const s of plan) {
-      if (relayOnly && !s.relay) continue;
-      process.stderr.write(`${slot}: ${s.name} ...`);
-      const t1 = now();
-      let r;
-      try {
-        r = await s.fn(t);
-      } catch (e) {
-        r = { error: e instanceof Error ? e.message : String(e) };
-        // Leave no clients behind for the next scenario.
-        await Promise.all(W.flatMap((w) => ["pub", "sub", "latpub", "latsub", "idle"].map((g) => w.call("close", { group: g }).catch(() => {}))));
+      const pairs = relay && s.relay ? RATIO_ROUNDS : 1;
+      /** @type {{ broker: any, relay?: any, ratio: any }[]} */
+      const rounds = [];
+      for (let k = 0; k < pairs; k++) {
+        const b = await runOne(s, broker, pairs > 1 ? `broker (${k + 1}/${pairs})` : "broker");
+        const r = relay && s.relay ? await runOne(s, relay, pairs > 1 ? `relay (${k + 1}/${pairs})` : "relay") : undefined;
+        rounds.push({ broker: b, ...(r && { relay: r }), ratio: ratioOf(b, r) });
       }
-      process.stderr.write(` ${round((now() - t1) / 1000)} s${r.error ? ` ERROR ${r.error}` : ""}\n`);
-      (scenarios[s.name] ??= {})[slot] = r;
-      await sleep(500); // let disconnects settle
+      const key = (/** @type {any} */ x) => x.ratio?.deliveredPerSec ?? (x.ratio?.p99Ms != null ? -x.ratio.p99Ms : -Infinity);
+      const median = [...rounds].sort((x, y) => key(x) - key(y))[Math.floor((rounds.length - 1) / 2)] ?? rounds[0];
+      scenarios[s.name] = {
+        broker: median?.broker,
+        ...(median?.relay && { relay: median.relay }),
+        ...(median?.ratio && { ratio: median.ratio }),
+        ...(rounds.length > 1 && {
+          rounds: rounds.map((x) => ({
+            broker: x.broker.deliveredPerSec ?? x.broker.p99Ms ?? null,
+            relay: x.relay?.deliveredPerSec ?? x.relay?.p99Ms ?? null,
+            ratio: x.ratio,
+          })),
+        }),
+      };
     }
   };
 
@@ -742,38 +782,33 @@ async function main() {
     if (targetUrl) {
       runtimeName = "external";
       const pid = targetPid ? Number(targetPid) : undefined;
-      await runAll({ name: "broker", url: targetUrl, httpUrl: httpOf(targetUrl), ...(pid ? { pid } : {}), fast: false, metrics: false }, "broker", false);
-      if (relayUrl) await runAll({ name: "relay", url: relayUrl, fast: false, metrics: false }, "relay", true);
+      await runAll(
+        { name: "broker", url: targetUrl, httpUrl: httpOf(targetUrl), ...(pid ? { pid } : {}), fast: false, metrics: false },
+        relayUrl ? { name: "relay", url: relayUrl, fast: false, metrics: false } : undefined,
+      );
     } else {
       process.stderr.write("starting broker ...\n");
       const b = await startLocal(undefined);
+      /** @type {Awaited<ReturnType<typeof startLocal>> | undefined} */
+      let r;
       try {
+        if (plan.some((s) => s.relay)) {
+          process.stderr.write("starting relay (bench/relay) ...\n");
+          r = await startLocal(relative(ROOT, join(HERE, "relay", "wrangler.toml")));
+        }
         const probe = await readMetrics({ name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, fast: true, metrics: true });
         if (!probe) process.stderr.write("GET /metrics: absent; cost figures are null\n");
-        await runAll({ name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, pid: b.broker.pid, fast: true, metrics: probe !== null, local: true }, "broker", false);
+        await runAll(
+          { name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, pid: b.broker.pid, fast: true, metrics: probe !== null, local: true },
+          r && { name: "relay", url: r.broker.url, pid: r.broker.pid, fast: false, metrics: false, local: true },
+        );
       } finally {
         await b.stop();
-      }
-      if (plan.some((s) => s.relay)) {
-        process.stderr.write("starting relay (bench/relay) ...\n");
-        const r = await startLocal(relative(ROOT, join(HERE, "relay", "wrangler.toml")));
-        try {
-          await runAll({ name: "relay", url: r.broker.url, pid: r.broker.pid, fast: false, metrics: false, local: true }, "relay", true);
-        } finally {
-          await r.stop();
-        }
+        await r?.stop();
       }
     }
   } finally {
     await Promise.all(W.map((w) => w.call("exit").catch(() => {})));
-  }
-
-  for (const s of Object.values(scenarios)) {
-    if (!s.relay || s.broker?.error || s.relay.error) continue;
-    const ratio = (/** @type {string} */ k) => (s.broker[k] != null && s.relay[k] ? round(s.broker[k] / s.relay[k], 3) : null);
-    s.ratio = s.broker.p99Ms !== undefined
-      ? { p50Ms: ratio("p50Ms"), p99Ms: ratio("p99Ms"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") }
-      : { deliveredPerSec: ratio("deliveredPerSec"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") };
   }
 
   const json = {
