@@ -34,7 +34,7 @@ interface Outbox {
   close?: number;
 }
 
-/** A deliver() call with QoS 1/2 messages, waiting for the turn that stores its group. */
+/** A deliver() call with QoS 1 messages, waiting for the turn that stores its group. */
 interface PendingDeliver {
   deliveries: Delivery[];
   resolve: (result: { live: boolean }) => void;
@@ -236,20 +236,24 @@ export class SessionDO extends DurableObject<Env> {
     if (!deliveries.some((d) => d.qos === 1) || deliveries.some((d) => d.qos === 2)) return this.#deliverNow(deliveries);
     return new Promise((resolve, reject) => {
       if (!this.#storeGroup) {
-        const group: PendingDeliver[] = (this.#storeGroup = []);
-        setTimeout(() => {
-          this.#storeGroup = undefined;
-          for (const call of group) {
-            try {
-              call.resolve(this.#deliverNow(call.deliveries));
-            } catch (e) {
-              call.reject(e);
-            }
-          }
-        }, 0);
+        this.#storeGroup = [];
+        setTimeout(() => this.#storeGroupNow(), 0);
       }
       this.#storeGroup.push({ deliveries, resolve, reject });
     });
+  }
+
+  /** The waiting deliver() calls, in arrival order, in this one turn. */
+  #storeGroupNow(): void {
+    const group = this.#storeGroup ?? [];
+    this.#storeGroup = undefined;
+    for (const call of group) {
+      try {
+        call.resolve(this.#deliverNow(call.deliveries));
+      } catch (e) {
+        call.reject(e);
+      }
+    }
   }
 
   #deliverNow(deliveries: Delivery[]): { live: boolean } {
