@@ -572,6 +572,32 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
   });
 });
 
+describe.each([["relay"], ["fast"]] as const)("keep alive across hibernation (%s)", (route) => {
+  // The socket attachment's lastSeen may lag by a quarter of the keep alive interval (it is not
+  // rewritten on every packet); after the object is evicted the deadline must count from the
+  // later end, never close a client that sent a packet within 1.5 × keep alive.
+  it("a packet sent just before eviction keeps the connection open past the attachment's deadline [MQTT-3.1.2-24]", async () => {
+    const id = unique("nap");
+    const { client } = await connect(route, 5, id, { keepAlive: 2 });
+    const connected = Date.now();
+    await scheduler.wait(300);
+    client.send({ type: "pingreq" });
+    await client.next("pingresp");
+    const pinged = Date.now();
+    const holder = await socketHolder(route, id);
+    await evictDurableObject(holder);
+    if (route === "relay") await evictDurableObject(sessionStub(id));
+    // Past 1.5 × keep alive from the CONNECT, before it from the PINGREQ.
+    await scheduler.wait(Math.max(0, connected + 3100 - Date.now()));
+    expect(Date.now()).toBeLessThan(pinged + 3000);
+    await runDurableObjectAlarm(holder);
+    client.send({ type: "pingreq" });
+    await client.next("pingresp");
+    expect(client.closed).toBeUndefined();
+    client.close();
+  });
+});
+
 describe("WebSocket handshake", () => {
   it("accepts the MQTT 3.1 subprotocol name mqttv3.1 and echoes it", async () => {
     const res = await openSocket("relay", unique("c"), "mqttv3.1");
