@@ -40,9 +40,9 @@ type RelayState = SocketState & { connackSent?: boolean };
 
 /**
  * Holds the socket of a client that connected to plain `/mqtt`, whose client identifier is
- * only known once CONNECT arrives. It frames bytes into packets, answers PINGREQ itself,
- * enforces keep alive, and relays every other packet to the SessionDO of that identifier,
- * which sends back what the client must receive.
+ * only known once CONNECT arrives. It frames bytes into packets, answers PINGREQ itself (once
+ * what came before it has reached the session), enforces keep alive, and relays every other
+ * packet to the SessionDO of that identifier, which sends back what the client must receive.
  */
 export class ConnectionDO extends DurableObject<Env> {
   readonly #maximumPacketSize: number;
@@ -81,6 +81,8 @@ export class ConnectionDO extends DurableObject<Env> {
     const now = Date.now();
     const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#maximumPacketSize, now);
     const relay: Uint8Array[] = [];
+    /** PINGRESPs owed once the packets before their PINGREQ have reached the session. */
+    let pongs = 0;
     for (const frame of frames) {
       if (state.clientId === undefined) {
         if (!(await this.#connect(ws, state, frame))) return;
@@ -89,7 +91,12 @@ export class ConnectionDO extends DurableObject<Env> {
       if (frame[0] === PINGREQ && frame.byteLength === 2 && (readState(ws) as RelayState | undefined)?.connackSent) {
         // [MQTT-3.12.4-1], without waking the session. Not before the CONNACK has gone out: it
         // comes back from the session later, and must be the first packet sent [MQTT-3.2.0-1].
-        safeSend(ws, [PINGRESP]);
+        // Nor before the packets sent ahead of it have been taken in by the session, as on the
+        // fast path, where the session answers in order: a client that waits for PINGRESP
+        // (MQTT.js's keep alive, a paced publisher) is then held back while the broker is
+        // behind, instead of piling packets up in this object.
+        if (relay.length === 0 && (this.#toSession?.idle ?? true)) safeSend(ws, [PINGRESP]);
+        else pongs++;
         continue;
       }
       relay.push(frame);
@@ -98,15 +105,20 @@ export class ConnectionDO extends DurableObject<Env> {
       if (error) safeClose(ws, 1002, error.message);
       return;
     }
-    if (relay.length === 0 && !error) return;
     try {
-      // A framing error goes to the session too: it answers like any other protocol error
-      // (5.0: DISCONNECT with the reason code) and closes the connection through toClient.
-      await this.#relay(state.clientId, state.linkId).push({ frames: relay, ...(error && { error }) });
+      if (relay.length > 0 || error) {
+        // A framing error goes to the session too: it answers like any other protocol error
+        // (5.0: DISCONNECT with the reason code) and closes the connection through toClient.
+        await this.#relay(state.clientId, state.linkId).push({ frames: relay, ...(error && { error }) });
+      } else if (pongs > 0) {
+        await this.#toSession?.settled();
+      }
     } catch (e) {
       console.error("relay to session failed", e);
       safeClose(ws, 1011, "session unavailable");
+      return;
     }
+    if (pongs > 0) safeSend(ws, new Array<Uint8Array>(pongs).fill(PINGRESP));
   }
 
   async #connect(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {

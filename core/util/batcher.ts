@@ -9,6 +9,8 @@ export class Batcher<T, R> {
   readonly #maxItems: number;
   #queue: Array<{ item: T; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
   #busy = false;
+  /** The promise of the latest push, settled or not. */
+  #last: Promise<unknown> = Promise.resolve();
 
   /** `send` must resolve with one result per item, in order. */
   constructor(send: (items: T[]) => Promise<R[]>, maxItems = 512) {
@@ -21,10 +23,23 @@ export class Batcher<T, R> {
   }
 
   push(item: T): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
+    const pushed = new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#busy) void this.#run();
     });
+    this.#last = pushed;
+    return pushed;
+  }
+
+  /**
+   * Resolves once every item pushed so far has been sent and its call has settled (failed
+   * ones too). Calls go in push order, so that is when the latest push settles.
+   */
+  settled(): Promise<void> {
+    return this.#last.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   async #run(): Promise<void> {

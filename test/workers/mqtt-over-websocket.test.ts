@@ -512,6 +512,31 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     client.close();
   });
 
+  it("PINGRESP waits until the packets sent before the PINGREQ have reached the session; one per PINGREQ", async () => {
+    const id = unique("pace");
+    const topic = unique("pace");
+    const { client } = await connect(route, v, id);
+    // Hold the session: no event reaches it until the gate opens.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const hold = runInDurableObject(sessionStub(id), (_instance, state) => state.blockConcurrencyWhile(() => gate));
+    await scheduler.wait(50); // (waiting on a promise the object resolves would run this test in its context)
+    for (let i = 1; i <= 5; i++) client.send(publish(topic, `m${i}`, 0));
+    client.send({ type: "pingreq" });
+    // On the relay the ConnectionDO answers PINGREQ itself, but not ahead of the PUBLISHes it
+    // still has to hand to the session (on the fast path the held session answers nothing).
+    await client.expectSilence(150);
+    open();
+    await hold;
+    await client.next("pingresp");
+    // With nothing before them, PINGREQs are answered at once, also several in one message.
+    client.send({ type: "pingreq" });
+    client.sendBytes(concat(encodePacket({ type: "pingreq" }, v), encodePacket({ type: "pingreq" }, v)));
+    for (let i = 0; i < 3; i++) await client.next("pingresp");
+    await client.expectSilence(50);
+    client.close();
+  });
+
   it("a malformed packet after CONNECT: DISCONNECT 0x81 (5.0), then the connection closes [MQTT-4.13.1-1]", async () => {
     const willTopic = unique("will");
     const { client: watcher } = await connect(route, v, unique("watcher"));

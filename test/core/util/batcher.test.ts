@@ -53,4 +53,32 @@ describe("Batcher", () => {
     d.calls[1]!.done();
     expect(await second).toBe(20);
   });
+
+  it("settled() waits for every item pushed before it, failed calls included, and not for later ones", async () => {
+    const d = destination();
+    const b = new Batcher(d.send);
+    await b.settled(); // nothing pushed: at once
+    const first = b.push(1);
+    const second = b.push(2);
+    let settled = false;
+    const barrier = b.settled().then(() => (settled = true));
+    const third = b.push(3);
+    d.calls[0]!.done(new Error("down"));
+    await expect(first).rejects.toThrow("down");
+    await tick();
+    expect(settled).toBe(false); // 2 still in flight
+    d.calls[1]!.done();
+    await barrier;
+    expect(await second).toBe(20);
+    expect(settled).toBe(true);
+    // 3 went in the same call as 2; a push after settled() was asked for is not waited for.
+    expect(await third).toBe(30);
+    const fourth = b.push(4);
+    let late = false;
+    void b.settled().then(() => (late = true));
+    await tick();
+    expect(late).toBe(false);
+    d.calls[2]!.done();
+    expect(await fourth).toBe(40);
+  });
 });
