@@ -226,10 +226,9 @@ export class SessionDO extends DurableObject<Env> {
    * bring QoS 1 messages within one timer tick (from several shards) are stored in one
    * turn, so they share one commit: each commit is a replicated write in production and a
    * synchronous disk flush on the local runtime, where it dominated the cost of QoS 1.
-   * Only QoS 1 waits: a QoS 2 message's packet identifier is recorded by the publisher's
-   * session before routing, so a crash between that record and this store would lose it
-   * (the retransmission is acknowledged, not routed again [MQTT-4.3.3-9]); that window is
-   * kept as short as it can be. QoS 0 is not stored.
+   * Only QoS 1 waits: a QoS 2 message is in doubt until stored here (after a crash its
+   * publisher's session routes it again and the copy is dropped by its message identifier),
+   * and that time is kept as short as it can be. QoS 0 is not stored.
    */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     this.#meter.count("requests");

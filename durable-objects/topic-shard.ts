@@ -136,10 +136,13 @@ export class TopicShardDO extends DurableObject<Env> {
       this.#exec(`DELETE FROM retained WHERE topic = ?`, message.topic);
       return;
     }
+    // Without the QoS 2 message identifier: a retained replay is a new delivery each time, and
+    // a session that took the live message in must not drop it as a copy.
+    const { messageId: _live, ...stored } = message;
     this.#exec(
       `INSERT OR REPLACE INTO retained (topic, message, expires_at, updated_at) VALUES (?, ?, ?, ?)`,
       message.topic,
-      encodeJson(message),
+      encodeJson(stored),
       message.expiresAt ?? null,
       now,
     );

@@ -1,5 +1,5 @@
 import type { Subscription, Delivery } from "./types";
-import type { OutboundEntry, OutboundState, SessionRecord, SessionStore } from "./store";
+import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "./store";
 
 /** In-memory SessionStore: for tests and for anything that needs no durability. */
 export class MemorySessionStore implements SessionStore {
@@ -7,7 +7,8 @@ export class MemorySessionStore implements SessionStore {
   #subscriptions = new Map<string, Subscription>();
   #outbound = new Map<number, OutboundEntry>();
   #nextSeq = 1;
-  #qos2 = new Set<number>();
+  #qos2 = new Map<number, InboundQos2>();
+  #seen = new Map<string, number>();
 
   load(): SessionRecord | undefined {
     return this.#record && structuredCopy(this.#record);
@@ -20,6 +21,7 @@ export class MemorySessionStore implements SessionStore {
     this.#subscriptions.clear();
     this.#outbound.clear();
     this.#qos2.clear();
+    this.#seen.clear();
   }
 
   subscriptions(): Subscription[] {
@@ -88,17 +90,32 @@ export class MemorySessionStore implements SessionStore {
     return false;
   }
 
-  hasInboundQos2(packetId: number): boolean {
-    return this.#qos2.has(packetId);
+  inboundQos2(packetId: number): InboundQos2 | undefined {
+    const entry = this.#qos2.get(packetId);
+    return entry && { ...entry };
   }
-  addInboundQos2(packetId: number): void {
-    this.#qos2.add(packetId);
+  addInboundQos2(packetId: number, messageId: string): void {
+    if (!this.#qos2.has(packetId)) this.#qos2.set(packetId, { messageId, routed: false });
+  }
+  markInboundQos2Routed(packetId: number): void {
+    const entry = this.#qos2.get(packetId);
+    if (entry) entry.routed = true;
   }
   deleteInboundQos2(packetId: number): boolean {
     return this.#qos2.delete(packetId);
   }
   inboundQos2Count(): number {
     return this.#qos2.size;
+  }
+
+  seenMessage(messageId: string): boolean {
+    return this.#seen.has(messageId);
+  }
+  rememberMessage(messageId: string, at: number): void {
+    this.#seen.set(messageId, at);
+  }
+  forgetMessagesBefore(at: number): void {
+    for (const [id, when] of this.#seen) if (when < at) this.#seen.delete(id);
   }
 }
 

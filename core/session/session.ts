@@ -58,7 +58,13 @@ export class Session {
   readonly #outbound: Outbound;
   #qos2Count: number | undefined;
 
-  constructor(store: SessionStore, limits: BrokerLimits) {
+  /** Makes the identifiers of inbound QoS 2 messages (see Message.messageId). */
+  readonly #newMessageId: () => string;
+  /** When remembered message identifiers were last pruned (epoch ms). */
+  #prunedAt = 0;
+
+  constructor(store: SessionStore, limits: BrokerLimits, newMessageId: () => string = randomMessageId) {
+    this.#newMessageId = newMessageId;
     this.#store = store;
     this.#outbound = new Outbound(store);
     this.#limits = limits;
@@ -327,10 +333,17 @@ export class Session {
     if (packet.qos === 0) return [{ kind: "route", message }];
 
     const packetId = packet.packetId!;
-    if (packet.qos === 2 && this.#store.hasInboundQos2(packetId)) {
-      // A retransmission of a publish we own already: acknowledge, do not deliver again [MQTT-4.3.3-9].
+    const known = packet.qos === 2 ? this.#store.inboundQos2(packetId) : undefined;
+    if (known) {
+      // A retransmission of a publish we own already: do not deliver it again [MQTT-4.3.3-9].
       if (this.#pendingAcks.some((p) => p.packetId === packetId && p.qos === 2)) return [];
-      return [this.#ack("pubrec", packetId, ReasonCode.Success)];
+      if (known.routed) return [this.#ack("pubrec", packetId, ReasonCode.Success)];
+      // Taken in before a crash, and not known to have reached every subscriber (PUBREC was
+      // never sent): route it again under the same identifier; sessions that took it in
+      // already drop the copy, so it arrives once.
+      const ticket = this.#nextTicket++;
+      this.#pendingAcks.push({ ticket, packetId, qos: 2, done: false, matched: 0 });
+      return [{ kind: "route", message: { ...message, messageId: known.messageId }, ticket }];
     }
     // QoS 1 counts until its PUBACK is sent; QoS 2 until PUBCOMP, once: its identifier is in the
     // store from arrival to PUBREL, so its pending ack is not counted again.
@@ -342,7 +355,8 @@ export class Session {
       return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
     }
     if (packet.qos === 2) {
-      this.#store.addInboundQos2(packetId);
+      message.messageId = this.#newMessageId();
+      this.#store.addInboundQos2(packetId, message.messageId);
       this.#qos2Count = this.#inboundQos2Count() + 1;
     }
     const ticket = this.#nextTicket++;
@@ -356,6 +370,8 @@ export class Session {
     if (!pending) return [];
     pending.done = true;
     pending.matched = matched;
+    // Stored in the turn that sends PUBREC: a retransmission after a crash is then only acknowledged.
+    if (pending.qos === 2) this.#store.markInboundQos2Routed(pending.packetId);
     return this.#flushAcks();
   }
 
@@ -614,7 +630,13 @@ export class Session {
     const record = this.record;
     if (!record) return { effects: [], live: false };
     const effects: Effect[] = [];
-    for (const d of deliveries) {
+    this.#pruneSeenMessages(now);
+    // A QoS 2 message routed again after its publisher's broker crashed: drop what was taken in
+    // already. Within one call a message may come more than once (a shared and a plain
+    // subscription), which is not a copy.
+    const fresh = deliveries.filter((d) => d.message.messageId === undefined || !this.#store.seenMessage(d.message.messageId));
+    for (const d of fresh) if (d.message.messageId !== undefined) this.#store.rememberMessage(d.message.messageId, now);
+    for (const d of fresh) {
       if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
       if (!record.connected) {
         // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest (5.0 3.1.2.4 allows a limit).
@@ -630,6 +652,13 @@ export class Session {
       effects.push(...this.#deliverNow(d, now));
     }
     return { effects, live: true };
+  }
+
+  /** Identifiers are kept for SEEN_MESSAGE_MS; pruned at most once a minute. */
+  #pruneSeenMessages(now: number): void {
+    if (now - this.#prunedAt < 60_000) return;
+    this.#prunedAt = now;
+    this.#store.forgetMessagesBefore(now - SEEN_MESSAGE_MS);
   }
 
   #enqueueBounded(d: Delivery): void {
@@ -828,4 +857,19 @@ function willMessage(will: NonNullable<SessionRecord["will"]>, clientId: string,
     ...messageProperties(p),
     ...(p.messageExpiryInterval !== undefined && { expiresAt: now + p.messageExpiryInterval * 1000 }),
   };
+}
+
+/**
+ * How long a session remembers the QoS 2 messages it took in. A message is routed again only
+ * when its publisher retransmits it after a crash of the broker, which it does when it
+ * reconnects: an hour covers that, and a publisher that comes back later may see its one
+ * in-doubt message twice.
+ */
+const SEEN_MESSAGE_MS = 3_600_000;
+
+let fallbackSeq = 0;
+/** A random identifier from the platform (Node, workerd and browsers have `crypto.randomUUID`). */
+function randomMessageId(): string {
+  const uuid = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID?.();
+  return uuid ?? `${Date.now().toString(36)}-${(fallbackSeq++).toString(36)}-${Math.random().toString(36).slice(2)}`;
 }

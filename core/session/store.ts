@@ -82,9 +82,25 @@ export interface SessionStore {
   /** Drop the oldest queued entry (not in flight); returns whether one was dropped. */
   dropOldestQueued(): boolean;
 
-  /** Inbound QoS 2 packet identifiers received and not yet released by PUBREL [MQTT-4.3.3]. */
-  hasInboundQos2(packetId: number): boolean;
-  addInboundQos2(packetId: number): void;
+  /**
+   * Inbound QoS 2 messages received and not yet released by PUBREL [MQTT-4.3.3], by packet
+   * identifier: the message's broker-wide identifier, and whether every subscriber's session
+   * accepted it (only then is PUBREC sent).
+   */
+  inboundQos2(packetId: number): InboundQos2 | undefined;
+  addInboundQos2(packetId: number, messageId: string): void;
+  markInboundQos2Routed(packetId: number): void;
   deleteInboundQos2(packetId: number): boolean;
   inboundQos2Count(): number;
+
+  /** Identifiers of QoS 2 messages this session accepted, to drop one routed again after a crash. */
+  seenMessage(messageId: string): boolean;
+  rememberMessage(messageId: string, at: number): void;
+  /** Forget identifiers remembered before `at` (epoch ms). */
+  forgetMessagesBefore(at: number): void;
+}
+
+export interface InboundQos2 {
+  messageId: string;
+  routed: boolean;
 }

@@ -53,6 +53,12 @@ export interface Message {
   expiresAt?: number;
   /** Client identifier of the publisher, for No Local; absent for HTTP ingest and Wills of ended sessions. */
   origin?: string;
+  /**
+   * Broker-wide identifier of a QoS 2 publish, the same when the publisher's session routes it
+   * again after a crash: a subscriber's session that already took it in drops the copy, so the
+   * message still arrives once [MQTT-4.3.3]. Absent for QoS 0/1 and retained replays.
+   */
+  messageId?: string;
 }
 
 /** A message routed to one session, after matching: QoS already reduced to the granted QoS. */

@@ -1,4 +1,4 @@
-import type { OutboundEntry, OutboundState, SessionRecord, SessionStore } from "../../core/session/store";
+import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "../../core/session/store";
 import type { Delivery, Subscription } from "../../core/session/types";
 import { decodeJson, encodeJson } from "./json";
 
@@ -16,8 +16,12 @@ const SCHEMA = [
   // rowid primary key still grows with each insert; the table is small (in flight + queue).
   `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL)`,
   `DROP INDEX IF EXISTS outbound_packet_id`,
-  `CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY)`,
+  // `routed`: every subscriber's session accepted the message, so PUBREC may go (see Session).
+  `CREATE TABLE IF NOT EXISTS inbound_qos2_messages (packet_id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, routed INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS seen_messages (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL)`,
 ];
+/** The table of sessions stored before message identifiers: its entries were all acknowledged. */
+const LEGACY_QOS2 = "inbound_qos2";
 
 /**
  * SessionStore over Durable Object SQLite. Each call is one statement or a few; rows written
@@ -29,6 +33,14 @@ export class SqlSessionStore implements SessionStore {
   constructor(sql: SqlExec) {
     this.#sql = sql;
     for (const statement of SCHEMA) sql.exec(statement);
+    const legacy = this.#rows(`SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?`, LEGACY_QOS2);
+    if (legacy.length > 0) {
+      // PUBREC was sent for those (the old code sent it once routed): routed, under a made-up id.
+      sql.exec(
+        `INSERT OR IGNORE INTO inbound_qos2_messages (packet_id, message_id, routed) SELECT packet_id, 'legacy-' || packet_id, 1 FROM ${LEGACY_QOS2}`,
+      );
+      sql.exec(`DROP TABLE ${LEGACY_QOS2}`);
+    }
   }
 
   #rows<T>(query: string, ...bindings: unknown[]): T[] {
@@ -43,7 +55,7 @@ export class SqlSessionStore implements SessionStore {
     this.#sql.exec(`INSERT OR REPLACE INTO session (id, record) VALUES (1, ?)`, encodeJson(record));
   }
   clear(): void {
-    for (const table of ["session", "subscriptions", "outbound", "inbound_qos2"]) this.#sql.exec(`DELETE FROM ${table}`);
+    for (const table of ["session", "subscriptions", "outbound", "inbound_qos2_messages", "seen_messages"]) this.#sql.exec(`DELETE FROM ${table}`);
   }
 
   subscriptions(): Subscription[] {
@@ -123,19 +135,36 @@ export class SqlSessionStore implements SessionStore {
     return true;
   }
 
-  hasInboundQos2(packetId: number): boolean {
-    return this.#rows(`SELECT 1 AS x FROM inbound_qos2 WHERE packet_id = ?`, packetId).length > 0;
+  inboundQos2(packetId: number): InboundQos2 | undefined {
+    const row = this.#rows<{ message_id: string; routed: number }>(
+      `SELECT message_id, routed FROM inbound_qos2_messages WHERE packet_id = ?`,
+      packetId,
+    )[0];
+    return row && { messageId: row.message_id, routed: row.routed === 1 };
   }
-  addInboundQos2(packetId: number): void {
-    this.#sql.exec(`INSERT OR IGNORE INTO inbound_qos2 (packet_id) VALUES (?)`, packetId);
+  addInboundQos2(packetId: number, messageId: string): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO inbound_qos2_messages (packet_id, message_id, routed) VALUES (?, ?, 0)`, packetId, messageId);
+  }
+  markInboundQos2Routed(packetId: number): void {
+    this.#sql.exec(`UPDATE inbound_qos2_messages SET routed = 1 WHERE packet_id = ?`, packetId);
   }
   deleteInboundQos2(packetId: number): boolean {
-    const existed = this.hasInboundQos2(packetId);
-    if (existed) this.#sql.exec(`DELETE FROM inbound_qos2 WHERE packet_id = ?`, packetId);
+    const existed = this.inboundQos2(packetId) !== undefined;
+    if (existed) this.#sql.exec(`DELETE FROM inbound_qos2_messages WHERE packet_id = ?`, packetId);
     return existed;
   }
   inboundQos2Count(): number {
-    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM inbound_qos2`)[0]!.n;
+    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM inbound_qos2_messages`)[0]!.n;
+  }
+
+  seenMessage(messageId: string): boolean {
+    return this.#rows(`SELECT 1 AS x FROM seen_messages WHERE message_id = ?`, messageId).length > 0;
+  }
+  rememberMessage(messageId: string, at: number): void {
+    this.#sql.exec(`INSERT OR REPLACE INTO seen_messages (message_id, at) VALUES (?, ?)`, messageId, at);
+  }
+  forgetMessagesBefore(at: number): void {
+    this.#sql.exec(`DELETE FROM seen_messages WHERE at < ?`, at);
   }
 }
 

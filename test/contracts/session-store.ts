@@ -329,37 +329,65 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
     });
 
     describe("inbound QoS 2", () => {
-      it("add, has, delete, count", () => {
+      it("add, look up, mark routed, delete, count", () => {
         expect(store.inboundQos2Count()).toBe(0);
-        expect(store.hasInboundQos2(1)).toBe(false);
-        store.addInboundQos2(1);
-        store.addInboundQos2(65535);
-        expect(store.hasInboundQos2(1)).toBe(true);
-        expect(store.hasInboundQos2(65535)).toBe(true);
-        expect(store.hasInboundQos2(2)).toBe(false);
+        expect(store.inboundQos2(1)).toBeUndefined();
+        store.addInboundQos2(1, "m-1");
+        store.addInboundQos2(65535, "m-2");
+        expect(store.inboundQos2(1)).toEqual({ messageId: "m-1", routed: false });
+        expect(store.inboundQos2(65535)).toEqual({ messageId: "m-2", routed: false });
+        expect(store.inboundQos2(2)).toBeUndefined();
+        store.markInboundQos2Routed(1);
+        expect(store.inboundQos2(1)).toEqual({ messageId: "m-1", routed: true });
+        expect(store.inboundQos2(65535)?.routed).toBe(false);
         expect(store.inboundQos2Count()).toBe(2);
         expect(store.deleteInboundQos2(1)).toBe(true);
         expect(store.deleteInboundQos2(1)).toBe(false);
-        expect(store.hasInboundQos2(1)).toBe(false);
+        expect(store.inboundQos2(1)).toBeUndefined();
         expect(store.inboundQos2Count()).toBe(1);
       });
 
-      it("adding the same identifier twice keeps one", () => {
-        store.addInboundQos2(3);
-        store.addInboundQos2(3);
+      it("adding the same identifier twice keeps the first message and its state", () => {
+        store.addInboundQos2(3, "first");
+        store.markInboundQos2Routed(3);
+        store.addInboundQos2(3, "second");
         expect(store.inboundQos2Count()).toBe(1);
+        expect(store.inboundQos2(3)).toEqual({ messageId: "first", routed: true });
         expect(store.deleteInboundQos2(3)).toBe(true);
-        expect(store.hasInboundQos2(3)).toBe(false);
+        expect(store.inboundQos2(3)).toBeUndefined();
+      });
+
+      it("marking an unknown identifier routed changes nothing", () => {
+        store.markInboundQos2Routed(7);
+        expect(store.inboundQos2(7)).toBeUndefined();
+        expect(store.inboundQos2Count()).toBe(0);
+      });
+    });
+
+    describe("seen message identifiers", () => {
+      it("remember, look up, forget those remembered before a time", () => {
+        expect(store.seenMessage("a")).toBe(false);
+        store.rememberMessage("a", 1_000);
+        store.rememberMessage("b", 2_000);
+        expect(store.seenMessage("a")).toBe(true);
+        expect(store.seenMessage("b")).toBe(true);
+        store.forgetMessagesBefore(2_000);
+        expect(store.seenMessage("a")).toBe(false);
+        expect(store.seenMessage("b")).toBe(true);
+        store.rememberMessage("b", 500); // remembered again: the time given last counts
+        store.forgetMessagesBefore(1_000);
+        expect(store.seenMessage("b")).toBe(false);
       });
     });
 
     describe("clear", () => {
-      it("forgets the record, subscriptions, queue and QoS 2 state", () => {
+      it("forgets the record, subscriptions, queue, QoS 2 state and seen messages", () => {
         store.save(record());
         store.putSubscription(subscription("a"));
         store.enqueue(delivery("x"), "sent", 1);
         store.enqueue(delivery("y"), "queued");
-        store.addInboundQos2(4);
+        store.addInboundQos2(4, "m-4");
+        store.rememberMessage("seen", 1);
         store.clear();
         expect(store.load()).toBeUndefined();
         expect(store.subscriptions()).toEqual([]);
@@ -369,7 +397,8 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
         expect(store.outboundByPacketId(1)).toBeUndefined();
         expect(store.dropOldestQueued()).toBe(false);
         expect(store.inboundQos2Count()).toBe(0);
-        expect(store.hasInboundQos2(4)).toBe(false);
+        expect(store.inboundQos2(4)).toBeUndefined();
+        expect(store.seenMessage("seen")).toBe(false);
       });
 
       it("leaves a usable store", () => {

@@ -48,12 +48,12 @@ describe("inside a Durable Object", () => {
       "sent",
       4,
     );
-    a.addInboundQos2(9);
+    a.addInboundQos2(9, "m-9");
     const b = new SqlSessionStore(currentSql());
     expect(b.load()).toMatchObject({ clientId: "c", lastPacketId: 3 });
     expect(b.subscriptions().map((s) => s.filter)).toEqual(["x/#"]);
     expect(b.outboundByPacketId(4)?.seq).toBe(seq);
-    expect(b.hasInboundQos2(9)).toBe(true);
+    expect(b.inboundQos2(9)).toEqual({ messageId: "m-9", routed: false });
   });
 
   it("uses the tables named in docs/architecture.md", () => {
@@ -62,7 +62,8 @@ describe("inside a Durable Object", () => {
       .exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
       .toArray()
       .map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(["inbound_qos2", "outbound", "session", "subscriptions"]));
+    expect(tables).toEqual(expect.arrayContaining(["inbound_qos2_messages", "outbound", "seen_messages", "session", "subscriptions"]));
+    expect(tables).not.toContain("inbound_qos2");
   });
 });
 

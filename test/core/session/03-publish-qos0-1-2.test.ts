@@ -2,6 +2,7 @@
 // MQTT 5.0 sections 3.3-3.7, 4.3, 4.9 (flow control) and 3.3.2.3.4 (topic aliases).
 import { describe, expect, it } from "vitest";
 import { ReasonCode } from "../../../core/mqtt/packets.js";
+import { Session } from "../../../core/session/session.js";
 import { Harness, ack, bytes, delivery, kinds, message, pick, publish, text } from "./harness.js";
 
 describe("03 inbound PUBLISH", () => {
@@ -88,7 +89,7 @@ describe("03 inbound PUBLISH", () => {
     h.connect(5);
     const t = pick(h.packet(publish("a", "1", 2, 8)), "route")[0]!.ticket!;
     expect(h.one(h.session.routeFailed(t, h.now), "pubrec").reasonCode).toBe(0x83);
-    expect(h.store.hasInboundQos2(8)).toBe(false);
+    expect(h.store.inboundQos2(8)).toBeUndefined();
     expect(kinds(h.packet(publish("a", "1", 2, 8)))).toEqual(["route"]);
   });
 
@@ -140,7 +141,7 @@ describe("03 inbound PUBLISH", () => {
     const again = h.packet(publish("a", "x", 2, 5, { dup: true }));
     expect(kinds(again)).toEqual(["send:pubrec"]);
     expect(h.one(h.packet(ack("pubrel", 5)), "pubcomp")).toStrictEqual({ type: "pubcomp", packetId: 5 });
-    expect(h.store.hasInboundQos2(5)).toBe(false);
+    expect(h.store.inboundQos2(5)).toBeUndefined();
     // The identifier is free again: a new publish with it is a new message.
     expect(kinds(h.packet(publish("a", "y", 2, 5)))).toEqual(["route"]);
   });
@@ -152,6 +153,53 @@ describe("03 inbound PUBLISH", () => {
     h.rehydrate();
     expect(kinds(h.packet(publish("a", "x", 2, 5, { dup: true })))).toEqual(["send:pubrec"]);
     expect(h.one(h.packet(ack("pubrel", 5)), "pubcomp").reasonCode).toBeUndefined();
+  });
+
+  it("QoS 2 taken in but not known routed when the broker died: the retransmission is routed again under the same message identifier, PUBREC once routed", () => {
+    const h = new Harness();
+    h.connectPersistent(4);
+    const [first] = pick(h.packet(publish("a", "x", 2, 5)), "route");
+    const id = first!.message.messageId;
+    expect(id).toBeTypeOf("string");
+    // The broker dies here: routed() never comes, no PUBREC was sent.
+    h.rehydrate();
+    h.connectPersistent(4);
+    const [again] = pick(h.packet(publish("a", "x", 2, 5, { dup: true })), "route");
+    expect(again!.message.messageId).toBe(id);
+    expect(text(again!.message.payload)).toBe("x");
+    expect(h.one(h.session.routed(again!.ticket!, 1), "pubrec")).toStrictEqual({ type: "pubrec", packetId: 5 });
+    // Now known routed: a further retransmission, even after another restart, is only acknowledged.
+    h.rehydrate();
+    h.connectPersistent(4);
+    expect(kinds(h.packet(publish("a", "x", 2, 5, { dup: true })))).toEqual(["send:pubrec"]);
+  });
+
+  it("each QoS 2 publish gets its own message identifier; QoS 0 and 1 get none", () => {
+    let n = 0;
+    const h = new Harness();
+    h.session = new Session(h.store, h.limits, () => `id-${++n}`);
+    h.connect(5);
+    const ids = [1, 2].map((pid) => pick(h.packet(publish("a", "x", 2, pid)), "route")[0]!.message.messageId);
+    expect(ids).toEqual(["id-1", "id-2"]);
+    expect(h.store.inboundQos2(2)).toEqual({ messageId: "id-2", routed: false });
+    expect(pick(h.packet(publish("a", "x", 1, 3)), "route")[0]!.message.messageId).toBeUndefined();
+    expect(pick(h.packet(publish("a", "x", 0)), "route")[0]!.message.messageId).toBeUndefined();
+  });
+
+  it("a subscriber's session drops a QoS 2 message it already took in (routed again after a crash), for an hour", () => {
+    const h = new Harness();
+    h.connect(5);
+    const copy = () => delivery("a", "once", 2, { message: message("a", "once", 2, { messageId: "m-1" }) });
+    expect(h.sentOf(h.deliver(copy()), "publish")).toHaveLength(1);
+    expect(h.sentOf(h.deliver(copy()), "publish")).toEqual([]);
+    expect(h.store.outboundCount()).toBe(1);
+    // Within one call the same message may come twice (a shared and a plain subscription): both go.
+    const both = h.session.deliver([delivery("b", "twice", 0, { message: message("b", "twice", 2, { messageId: "m-2" }) }), delivery("b", "twice", 0, { message: message("b", "twice", 2, { messageId: "m-2" }) })], h.now);
+    expect(h.sentOf(both.effects, "publish")).toHaveLength(2);
+    // Remembered for an hour, then forgotten.
+    h.advance(3_600_000 + 60_000);
+    h.deliver(delivery("c", "later", 0));
+    expect(h.store.seenMessage("m-1")).toBe(false);
   });
 
   it("5.0 PUBREL for an unknown packet identifier: PUBCOMP 0x92", () => {

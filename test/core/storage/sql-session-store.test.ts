@@ -26,12 +26,24 @@ describe("SqlSessionStore specifics", () => {
     a.save({ clientId: "c", protocolVersion: 4, expiryInterval: 60, connected: false, lastPacketId: 3 });
     a.putSubscription({ filter: "t", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 });
     const seq = a.enqueue({ message: { topic: "t", payload: new Uint8Array([1]), qos: 1, retain: false }, qos: 1, retain: false }, "queued");
-    a.addInboundQos2(9);
+    a.addInboundQos2(9, "m-9");
     const b = new SqlSessionStore(sql);
     expect(b.load()?.lastPacketId).toBe(3);
     expect(b.subscriptions().map((s) => s.filter)).toEqual(["t"]);
     expect(b.outbound(5).map((e) => e.seq)).toEqual([seq]);
-    expect(b.hasInboundQos2(9)).toBe(true);
+    expect(b.inboundQos2(9)).toEqual({ messageId: "m-9", routed: false });
+  });
+
+  it("a store written before message identifiers: its QoS 2 entries count as routed (PUBREC was sent for them), the old table goes", () => {
+    const sql = nodeSql();
+    sql.exec(`CREATE TABLE inbound_qos2 (packet_id INTEGER PRIMARY KEY)`);
+    sql.exec(`INSERT INTO inbound_qos2 (packet_id) VALUES (5), (6)`);
+    const store = new SqlSessionStore(sql);
+    expect(store.inboundQos2Count()).toBe(2);
+    expect(store.inboundQos2(5)).toEqual({ messageId: "legacy-5", routed: true });
+    const tables = sql.exec(`SELECT name FROM sqlite_master WHERE type = 'table'`).toArray().map((r) => r.name);
+    expect(tables).not.toContain("inbound_qos2");
+    expect(new SqlSessionStore(sql).inboundQos2Count()).toBe(2); // and again: nothing to move
   });
 
   it("a large payload round-trips", () => {
