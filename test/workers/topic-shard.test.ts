@@ -87,6 +87,16 @@ describe("retained messages on subscribe", () => {
     expect(byTopic[0]!.message.payload).toBeInstanceOf(Uint8Array);
   });
 
+  it("a retained QoS 2 message is replayed without its message identifier, on every subscribe", async () => {
+    const shard = newShard();
+    await shard.publish(msg("q2/r", "kept", 2, { retain: true, messageId: "live-1" }));
+    for (const client of [unique("c"), unique("c")]) {
+      const [replay] = await subscribe(shard, client, req("q2/#", { qos: 2 }));
+      expect(text(replay!.message.payload)).toBe("kept");
+      expect(replay!.message.messageId).toBeUndefined();
+    }
+  });
+
   it("returns nothing when the session did not ask for retained messages", async () => {
     const shard = newShard();
     await shard.publish(msg("r/1", "one", 1, { retain: true }));
