@@ -12,6 +12,8 @@ import { describe, expect, it } from "vitest";
 import { decodePacket, encodePacket, splitFrames } from "../../core/mqtt/codec";
 import type { ConnectPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../core/mqtt/packets";
 import { SqlSessionStore } from "../../durable-objects/storage/sql-session-store";
+import { shardCountFromEnv, shardName } from "../../durable-objects/config";
+import { shardOfTopic } from "../../core/topics";
 
 const BASE = "http://broker.test";
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -535,6 +537,56 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     for (let i = 0; i < 3; i++) await client.next("pingresp");
     await client.expectSilence(50);
     client.close();
+  });
+
+  it("QoS 2 when the publisher's session dies while routing (no PUBREC went out): the retransmission is routed again, and the message arrives once", async () => {
+    const topic = unique("q2crash");
+    const { client: sub } = await connect(route, v, unique("q2sub"));
+    await subscribe(sub, 1, topic, 2);
+    const pubId = unique("q2pub");
+    const { client: pub } = await connect(route, v, pubId, persistent);
+    // Hold the topic's shard, so the PUBLISH is taken in (its identifier recorded) but not yet routed.
+    const shard = env.SHARDS.get(env.SHARDS.idFromName(shardName(shardOfTopic(topic, shardCountFromEnv(env)))));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const hold = runInDurableObject(shard, (_instance, state) => state.blockConcurrencyWhile(() => gate));
+    await scheduler.wait(50);
+    pub.send(publish(topic, "once", 2, 7));
+    await expect.poll(() => inboundQos2Count(pubId), { timeout: 2000, interval: 10 }).toBe(1);
+    // The publisher's session dies with the routing in flight, as in a crash: what it kept in
+    // memory is gone, and no PUBREC was sent.
+    await runInDurableObject(sessionStub(pubId), (_instance, state) => state.abort("crash")).catch(() => undefined);
+    open();
+    await hold;
+    // The client retransmits, on a new connection: routed again under the same message
+    // identifier; a subscriber that got the first routing drops the copy [MQTT-4.3.3].
+    pub.close();
+    const { client: again } = await connect(route, v, pubId, persistent);
+    again.send(publish(topic, "once", 2, 7, { dup: true }));
+    expect((await again.next("pubrec")).packetId).toBe(7);
+    again.send({ type: "pubrel", packetId: 7 });
+    await again.next("pubcomp");
+    const got = await sub.next("publish");
+    expect(text(got.payload)).toBe("once");
+    await sub.expectSilence(200); // once, not twice
+    sub.close();
+    again.close();
+  });
+
+  it("a subscriber's session takes a QoS 2 message in once when it comes again with the same message identifier", async () => {
+    const sid = unique("dedupe");
+    const { client: sub } = await connect(route, v, sid);
+    const copy = {
+      message: { topic: "d/t", payload: enc("one"), qos: 2 as const, retain: false, origin: "p", messageId: unique("m") },
+      qos: 2 as const,
+      retain: false,
+    };
+    expect(await sessionStub(sid).deliver([copy])).toEqual({ live: true });
+    expect(await sessionStub(sid).deliver([copy])).toEqual({ live: true });
+    expect(text((await sub.next("publish")).payload)).toBe("one");
+    await sub.expectSilence(100);
+    expect(await outboundCount(sid)).toBe(1);
+    sub.close();
   });
 
   it("a malformed packet after CONNECT: DISCONNECT 0x81 (5.0), then the connection closes [MQTT-4.13.1-1]", async () => {
