@@ -115,6 +115,23 @@ class TestClient {
   }
 }
 
+/**
+ * Blocks every event to a Durable Object until `gate` settles (blockConcurrencyWhile).
+ * `held` resolves once the block is in place: the object flips a plain flag that the test
+ * polls, since waiting on a promise the object resolves would run the test on in the
+ * object's context.
+ */
+function holdObject(stub: DurableObjectStub, gate: Promise<void>): { held: Promise<void>; done: Promise<unknown> } {
+  const flag = { held: false };
+  const done = runInDurableObject(stub, (_instance, state) =>
+    state.blockConcurrencyWhile(() => {
+      flag.held = true;
+      return gate;
+    }),
+  );
+  return { held: until(() => flag.held, 3000, () => "the object was not held"), done };
+}
+
 async function until(condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -521,15 +538,15 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     // Hold the session: no event reaches it until the gate opens.
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const hold = runInDurableObject(sessionStub(id), (_instance, state) => state.blockConcurrencyWhile(() => gate));
-    await scheduler.wait(50); // (waiting on a promise the object resolves would run this test in its context)
+    const hold = holdObject(sessionStub(id), gate);
+    await hold.held;
     for (let i = 1; i <= 5; i++) client.send(publish(topic, `m${i}`, 0));
     client.send({ type: "pingreq" });
     // On the relay the ConnectionDO answers PINGREQ itself, but not ahead of the PUBLISHes it
     // still has to hand to the session (on the fast path the held session answers nothing).
     await client.expectSilence(150);
     open();
-    await hold;
+    await hold.done;
     await client.next("pingresp");
     // With nothing before them, PINGREQs are answered at once, also several in one message.
     client.send({ type: "pingreq" });
@@ -549,15 +566,15 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     const shard = env.SHARDS.get(env.SHARDS.idFromName(shardName(shardOfTopic(topic, shardCountFromEnv(env)))));
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const hold = runInDurableObject(shard, (_instance, state) => state.blockConcurrencyWhile(() => gate));
-    await scheduler.wait(50);
+    const hold = holdObject(shard, gate);
+    await hold.held;
     pub.send(publish(topic, "once", 2, 7));
     await expect.poll(() => inboundQos2Count(pubId), { timeout: 2000, interval: 10 }).toBe(1);
     // The publisher's session dies with the routing in flight, as in a crash: what it kept in
     // memory is gone, and no PUBREC was sent.
     await runInDurableObject(sessionStub(pubId), (_instance, state) => state.abort("crash")).catch(() => undefined);
     open();
-    await hold;
+    await hold.done;
     // The client retransmits, on a new connection: routed again under the same message
     // identifier; a subscriber that got the first routing drops the copy [MQTT-4.3.3].
     pub.close();
