@@ -341,9 +341,7 @@ export class Session {
       // Taken in before a crash, and not known to have reached every subscriber (PUBREC was
       // never sent): route it again under the same identifier; sessions that took it in
       // already drop the copy, so it arrives once.
-      const ticket = this.#nextTicket++;
-      this.#pendingAcks.push({ ticket, packetId, qos: 2, done: false, matched: 0 });
-      return [{ kind: "route", message: { ...message, messageId: known.messageId }, ticket }];
+      return this.#routeForAck({ ...message, messageId: known.messageId }, packetId, 2);
     }
     // QoS 1 counts until its PUBACK is sent; QoS 2 until PUBCOMP, once: its identifier is in the
     // store from arrival to PUBREL, so its pending ack is not counted again.
@@ -359,8 +357,13 @@ export class Session {
       this.#store.addInboundQos2(packetId, message.messageId);
       this.#qos2Count = this.#inboundQos2Count() + 1;
     }
+    return this.#routeForAck(message, packetId, packet.qos);
+  }
+
+  /** Route a QoS 1/2 publish; its PUBACK or PUBREC waits for routed() (see #flushAcks). */
+  #routeForAck(message: Message, packetId: number, qos: 1 | 2): Effect[] {
     const ticket = this.#nextTicket++;
-    this.#pendingAcks.push({ ticket, packetId, qos: packet.qos, done: false, matched: 0 });
+    this.#pendingAcks.push({ ticket, packetId, qos, done: false, matched: 0 });
     return [{ kind: "route", message, ticket }];
   }
 
@@ -631,11 +634,7 @@ export class Session {
     if (!record) return { effects: [], live: false };
     const effects: Effect[] = [];
     this.#pruneSeenMessages(now);
-    // A QoS 2 message routed again after its publisher's broker crashed: drop what was taken in
-    // already. Within one call a message may come more than once (a shared and a plain
-    // subscription), which is not a copy.
-    const fresh = deliveries.filter((d) => d.message.messageId === undefined || !this.#store.seenMessage(d.message.messageId));
-    for (const d of fresh) if (d.message.messageId !== undefined) this.#store.rememberMessage(d.message.messageId, now);
+    const fresh = deliveries.some((d) => d.message.messageId !== undefined) ? this.#dropCopies(deliveries, now) : deliveries;
     for (const d of fresh) {
       if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
       if (!record.connected) {
@@ -652,6 +651,17 @@ export class Session {
       effects.push(...this.#deliverNow(d, now));
     }
     return { effects, live: true };
+  }
+
+  /**
+   * A QoS 2 message routed again after the broker crashed under its publisher: drop what was
+   * taken in already, remember the rest. Within one call a message may come more than once (a
+   * shared and a plain subscription), which is not a copy.
+   */
+  #dropCopies(deliveries: Delivery[], now: number): Delivery[] {
+    const fresh = deliveries.filter((d) => d.message.messageId === undefined || !this.#store.seenMessage(d.message.messageId));
+    for (const d of fresh) if (d.message.messageId !== undefined) this.#store.rememberMessage(d.message.messageId, now);
+    return fresh;
   }
 
   /** Identifiers are kept for SEEN_MESSAGE_MS; pruned at most once a minute. */
@@ -867,9 +877,7 @@ function willMessage(will: NonNullable<SessionRecord["will"]>, clientId: string,
  */
 const SEEN_MESSAGE_MS = 3_600_000;
 
-let fallbackSeq = 0;
-/** A random identifier from the platform (Node, workerd and browsers have `crypto.randomUUID`). */
+/** A random identifier from the platform: Node, workerd and browsers have `crypto.randomUUID` (core is built without their types). */
 function randomMessageId(): string {
-  const uuid = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID?.();
-  return uuid ?? `${Date.now().toString(36)}-${(fallbackSeq++).toString(36)}-${Math.random().toString(36).slice(2)}`;
+  return (globalThis as unknown as { crypto: { randomUUID(): string } }).crypto.randomUUID();
 }
