@@ -1,5 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { SharedGroups, SubscriptionTrie, isSharedFilter, topicMatches, type SubscriptionMatch } from "../core/topics";
+import {
+  SharedGroups,
+  SubscriptionTrie,
+  isSharedFilter,
+  retainedLookup,
+  topicMatches,
+  type SubscriptionMatch,
+} from "../core/topics";
 import type { Delivery, Message, SubscribeRequest, Subscription } from "../core/session/types";
 import type { QoS } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
@@ -15,6 +22,15 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT NOT NULL, client_id TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (filter, client_id))`,
   `CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message TEXT NOT NULL, expires_at INTEGER, updated_at INTEGER NOT NULL)`,
 ];
+
+// `topic` is the PRIMARY KEY (BINARY collation: UTF-8 byte order, the order of retainedLookup's ranges).
+const SELECT_RETAINED = `SELECT topic, message, expires_at FROM retained`;
+
+interface RetainedRow {
+  topic: string;
+  message: string;
+  expires_at: number | null;
+}
 
 /**
  * One shard of the topic space: the retained messages of its topics and the subscriptions
@@ -150,10 +166,7 @@ export class TopicShardDO extends DurableObject<Env> {
 
   #retainedFor(subscription: Subscription, now: number): Delivery[] {
     const out: Delivery[] = [];
-    const rows = this.#rows<{ topic: string; message: string; expires_at: number | null }>(
-      `SELECT topic, message, expires_at FROM retained`,
-    );
-    for (const row of rows) {
+    for (const row of this.#retainedRows(subscription.filter)) {
       if (row.expires_at !== null && row.expires_at <= now) {
         // Expired retained messages are not sent and are removed [MQTT-3.3.2-5].
         this.#exec(`DELETE FROM retained WHERE topic = ?`, row.topic);
@@ -169,6 +182,21 @@ export class TopicShardDO extends DurableObject<Env> {
       });
     }
     return out;
+  }
+
+  /**
+   * The retained rows a filter can match, read through the primary key index on `topic`: an
+   * exact lookup and/or range scans over the names under the filter's literal levels, so a
+   * SUBSCRIBE reads rows in proportion to what it can match, not to everything stored.
+   */
+  *#retainedRows(filter: string): Generator<RetainedRow> {
+    const { exact, ranges } = retainedLookup(filter);
+    if (exact !== undefined) yield* this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic = ?`, exact);
+    for (const { low, high } of ranges) {
+      yield* high === undefined
+        ? this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic >= ?`, low)
+        : this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic >= ? AND topic < ?`, low, high);
+    }
   }
 
   /** One delivery per session, whatever the number of its matching subscriptions (5.0 3.3.4). */

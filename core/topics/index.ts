@@ -10,3 +10,4 @@ export {
   type TopicLimits,
 } from "./limits";
 export { utf8ByteLength } from "./utf8";
+export { prefixUpperBound, retainedLookup, type RetainedLookup, type TopicRange } from "./retained-range";

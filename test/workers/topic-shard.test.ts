@@ -12,6 +12,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { QoS } from "../../core/mqtt/packets";
 import type { Delivery, Message, SubscribeRequest, Subscription } from "../../core/session/types";
+import { topicMatches } from "../../core/topics";
 import { SqlSessionStore } from "../../durable-objects/storage/sql-session-store";
 
 let counter = 0;
@@ -162,6 +163,72 @@ describe("retained messages on subscribe", () => {
     await shard.publish(msg("plain", "2", 0, { retain: true }));
     expect((await subscribe(shard, unique("c"), req("#"))).map((d) => d.message.topic)).toEqual(["plain"]);
     expect((await subscribe(shard, unique("c"), req("$SYS/#"))).map((d) => d.message.topic)).toEqual(["$SYS/uptime"]);
+  });
+});
+
+describe("retained messages on subscribe: reads what can match, through the topic index", () => {
+  /**
+   * Calls subscribe() inside the shard and sums `rowsRead` over every SQL statement it ran
+   * (what the shard's Meter reports), by wrapping the object's `ctx.storage.sql.exec`.
+   */
+  async function subscribeCountingRows(shard: Shard, clientId: string, requests: SubscribeRequest[]) {
+    return runInDurableObject(shard, async (instance, state) => {
+      const sql = state.storage.sql;
+      const exec = sql.exec;
+      const cursors: { readonly rowsRead: number }[] = [];
+      sql.exec = <T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]) => {
+        const cursor = exec.call(sql, query, ...bindings) as SqlStorageCursor<T>;
+        cursors.push(cursor);
+        return cursor;
+      };
+      try {
+        const retained = (await instance.subscribe(clientId, requests)) as Delivery[];
+        return { retained, statements: cursors.length, rowsRead: cursors.reduce((n, c) => n + c.rowsRead, 0) };
+      } finally {
+        sql.exec = exec;
+      }
+    });
+  }
+
+  it("2,000 retained messages, 200 wildcard filters: rows read in proportion to the matches, not to the table", async () => {
+    const shard = newShard();
+    const stored = 2_000;
+    for (let n = 0; n < stored; n += 500) {
+      await shard.publishBatch(Array.from({ length: 500 }, (_, i) => msg(`data/${n + i}/value`, `v${n + i}`, 0, { retain: true })));
+    }
+    const requests: SubscribeRequest[] = [];
+    for (let i = 0; i < 95; i++) requests.push(req(`other/${i}/+/x`), req(`data/none-${i}/#`));
+    for (let i = 0; i < 5; i++) requests.push(req(`data/${i * 7}/#`), req(`data/${i * 7 + 1}/+`));
+    expect(requests).toHaveLength(200);
+
+    const { retained, statements, rowsRead } = await subscribeCountingRows(shard, unique("c"), requests);
+    expect(retained.map((d) => d.message.topic).sort()).toEqual(
+      [0, 1, 7, 8, 14, 15, 21, 22, 28, 29].map((n) => `data/${n}/value`).sort(),
+    );
+    // A scan of the table per filter reads 200 × 2,000 = 400,000 rows. An index lookup reads
+    // the rows it returns, plus at most the one row past the end of each range.
+    expect(statements).toBeGreaterThan(0);
+    expect(rowsRead).toBeLessThanOrEqual(retained.length + requests.length);
+  });
+
+  it("the index ranges hold exactly what topicMatches matches, non-ASCII names included (UTF-8 byte order)", async () => {
+    const shard = newShard();
+    const topics = [
+      "é", "é/1", "é/1/2", "é0", "éa/1", "e/1",
+      "\uffff/a", "\uffff", "\uffff0/a", "\u{10000}/a", "\u{10000}", "\u{1f600}/b/c",
+      "\ud7ff/a", "\ue000/a", "\u{10ffff}/x", "x\u{10ffff}/y", "x\u{10ffff}", "y/\u{10ffff}",
+      "$SYS/a", "$", "%", "#x", "/", "//", "/a", "a", "a/", "a/b", "a0/b", "a.b/c",
+    ];
+    for (const topic of topics) await shard.publish(msg(topic, topic, 0, { retain: true }));
+    const filters = [
+      "#", "+", "+/+", "+/#", "/#", "/+", "a/#", "a/+", "a/b", "$SYS/#", "$/#",
+      "é/#", "é/+", "é/+/+", "é", "\uffff/#", "\uffff/+", "\u{10000}/#", "\u{1f600}/+/c",
+      "\ud7ff/#", "\ue000/+", "\u{10ffff}/#", "x\u{10ffff}/#", "y/+", "y/\u{10ffff}",
+    ];
+    for (const filter of filters) {
+      const got = (await subscribe(shard, unique("c"), req(filter))).map((d) => d.message.topic).sort();
+      expect(got, filter).toEqual(topics.filter((t) => topicMatches(filter, t)).sort());
+    }
   });
 });
 
