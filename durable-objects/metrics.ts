@@ -15,17 +15,59 @@ export interface Counters {
   rowsWritten: number;
   published: number;
   delivered: number;
+  /** QoS 0 messages dropped for clients that did not keep up (their backlog over its bound). */
+  droppedQos0: number;
+  /** Queued QoS 1/2 messages dropped, oldest first, to keep a session's queue within its bounds. */
+  droppedQueued: number;
+  /** Connections closed for publishing faster than the rate limits (0x96 / 0x97). */
+  rateLimited: number;
 }
+
+/** Drops per client, as GET /metrics shows them under `drops.byClient`. */
+export interface ClientDrops {
+  qos0: number;
+  queue: number;
+  rate: number;
+  /** Epoch ms of the latest. */
+  at: number;
+}
+export type DropCause = keyof Omit<ClientDrops, "at">;
+const COUNTER_OF_DROP: Record<DropCause, keyof Counters> = { qos0: "droppedQos0", queue: "droppedQueued", rate: "rateLimited" };
 
 export type ObjectKind = "session" | "connection" | "shard";
 
 export function zeroCounters(): Counters {
-  return { requests: 0, webSocketMessages: 0, alarms: 0, rowsRead: 0, rowsWritten: 0, published: 0, delivered: 0 };
+  return {
+    requests: 0,
+    webSocketMessages: 0,
+    alarms: 0,
+    rowsRead: 0,
+    rowsWritten: 0,
+    published: 0,
+    delivered: 0,
+    droppedQos0: 0,
+    droppedQueued: 0,
+    rateLimited: 0,
+  };
 }
 
 function addInto(target: Counters, source: Counters): void {
-  for (const key of Object.keys(target) as (keyof Counters)[]) target[key] += source[key];
+  // `?? 0`: totals saved before a counter existed lack it.
+  for (const key of Object.keys(source) as (keyof Counters)[]) target[key] = (target[key] ?? 0) + source[key];
 }
+
+function addDrops(target: Record<string, ClientDrops>, source: Record<string, ClientDrops>, keep: number): void {
+  for (const [clientId, d] of Object.entries(source)) {
+    const t = target[clientId] ?? { qos0: 0, queue: 0, rate: 0, at: 0 };
+    delete target[clientId]; // re-inserted last: the object keeps insertion order, newest last
+    target[clientId] = { qos0: t.qos0 + d.qos0, queue: t.queue + d.queue, rate: t.rate + d.rate, at: Math.max(t.at, d.at) };
+  }
+  const ids = Object.keys(target);
+  for (let i = 0; i < ids.length - keep; i++) delete target[ids[i]!];
+}
+
+/** Clients whose drops GET /metrics lists, the most recent ones. */
+const DROP_CLIENTS_KEPT = 1000;
 
 /** How often an object reports to the metrics object while it is busy (one RPC per period). */
 const FLUSH_MS = 1_000;
@@ -39,6 +81,7 @@ export class Meter {
   readonly #kind: ObjectKind;
   readonly #sql: SqlStorage;
   #counters = zeroCounters();
+  #drops: Record<string, ClientDrops> = {};
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stub: DurableObjectStub<MetricsDO> | undefined;
 
@@ -65,6 +108,14 @@ export class Meter {
     this.#touch();
   }
 
+  /** Messages for a client dropped by a bound, or its connection closed for its rate. */
+  drop(clientId: string, cause: DropCause, n: number): void {
+    const d = (this.#drops[clientId] ??= { qos0: 0, queue: 0, rate: 0, at: 0 });
+    d[cause] += n;
+    d.at = Date.now();
+    this.count(COUNTER_OF_DROP[cause], n);
+  }
+
   #touch(): void {
     this.#timer ??= setTimeout(() => this.#flush(), FLUSH_MS);
   }
@@ -72,9 +123,11 @@ export class Meter {
   #flush(): void {
     this.#timer = undefined;
     const counters = this.#counters;
+    const drops = this.#drops;
     this.#counters = zeroCounters();
+    this.#drops = {};
     this.#stub ??= this.#env.METRICS.get(this.#env.METRICS.idFromName("metrics"));
-    this.#stub.add(this.#kind, counters).catch((e: unknown) => console.error("metrics report failed", e));
+    this.#stub.add(this.#kind, counters, drops).catch((e: unknown) => console.error("metrics report failed", e));
   }
 }
 
@@ -92,11 +145,14 @@ export class MetricsDO extends DurableObject<Env> {
       since: Date.now(),
       byKind: { session: zeroCounters(), connection: zeroCounters(), shard: zeroCounters() },
       reports: 0,
+      drops: {},
     };
+    this.#totals.drops ??= {}; // totals saved before drops were counted
   }
 
-  async add(kind: ObjectKind, counters: Counters): Promise<void> {
+  async add(kind: ObjectKind, counters: Counters, drops: Record<string, ClientDrops> = {}): Promise<void> {
     addInto(this.#totals.byKind[kind], counters);
+    addDrops(this.#totals.drops, drops, DROP_CLIENTS_KEPT);
     this.#totals.reports++;
     this.#saveTimer ??= setTimeout(() => {
       this.#saveTimer = undefined;
@@ -107,7 +163,14 @@ export class MetricsDO extends DurableObject<Env> {
   async snapshot(): Promise<MetricsSnapshot> {
     const total = zeroCounters();
     for (const c of Object.values(this.#totals.byKind)) addInto(total, c);
+    const byClient = Object.entries(this.#totals.drops).sort((a, b) => b[1].at - a[1].at);
     return {
+      drops: {
+        qos0: total.droppedQos0,
+        queue: total.droppedQueued,
+        rate: total.rateLimited,
+        byClient: Object.fromEntries(byClient),
+      },
       since: this.#totals.since,
       at: Date.now(),
       total,
@@ -124,9 +187,13 @@ interface StoredTotals {
   since: number;
   byKind: Record<ObjectKind, Counters>;
   reports: number;
+  /** Per client, the most recent DROP_CLIENTS_KEPT. */
+  drops: Record<string, ClientDrops>;
 }
 
 export interface MetricsSnapshot {
+  /** Messages dropped by the per-client bounds, and connections closed for their rates: totals and per client (latest first). */
+  drops: { qos0: number; queue: number; rate: number; byClient: Record<string, ClientDrops> };
   since: number;
   at: number;
   total: Counters;

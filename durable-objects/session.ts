@@ -4,8 +4,9 @@ import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { Session } from "../core/session/session";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
-import { Batcher } from "../core/util/batcher";
+import { Batcher, piecesOf } from "../core/util/batcher";
 import { limitsFromEnv } from "./config";
+import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
 import { recordPresence } from "./presence";
 import { Router } from "./router";
@@ -48,6 +49,8 @@ const CLIENT_TAG = "client";
 const LIVENESS_CHECK_MS = 3_600_000;
 /** How long the rows of acknowledged deliveries may wait for a write to ride along with. */
 const ACK_FLUSH_MS = 50;
+/** Bytes one toClient() call carries at most: an RPC's arguments are limited to 32 MiB. */
+const RELAY_CALL_BYTES = 8 * 1024 * 1024;
 
 /**
  * One MQTT session, keyed by client identifier. Runs the pure session state machine over
@@ -71,6 +74,9 @@ export class SessionDO extends DurableObject<Env> {
   #writeFlushTimer: ReturnType<typeof setTimeout> | undefined;
   /** deliver() calls waiting to be stored together (see deliver). */
   #storeGroup: PendingDeliver[] | undefined;
+  /** A relayed client's socket backlog, as its ConnectionDO last reported it. */
+  #remoteBuffered = 0;
+  readonly #dropLog = new DropLog();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,10 +114,13 @@ export class SessionDO extends DurableObject<Env> {
     if (!state) return safeClose(ws, 1011);
     if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
     const now = Date.now();
-    const { frames, error } = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
+    const framed = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
+    const { frames, refusal } = admitPublishes(ws, framed.frames, this.#limits, now);
     for (const frame of frames) {
       if (!this.#handleLocalFrame(ws, state, frame, now)) return;
     }
+    const error = refusal ?? framed.error;
+    if (refusal && state.clientId !== undefined) this.#rateLimited(state.clientId, now);
     if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
   }
 
@@ -206,6 +215,10 @@ export class SessionDO extends DurableObject<Env> {
       this.#apply(this.#packetEffects(frame, now));
     }
     if (error && this.#currentLink()?.linkId === linkId) {
+      // A relayed client over its publish rate: its ConnectionDO refused it (0x96 / 0x97).
+      if (error.reasonCode === ReasonCode.MessageRateTooHigh || error.reasonCode === ReasonCode.QuotaExceeded) {
+        this.#rateLimited(this.#session.record!.clientId, now);
+      }
       this.#apply(this.#session.protocolError(error.reasonCode, error.message, now));
     }
   }
@@ -256,10 +269,28 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   #deliverNow(deliveries: Delivery[]): { live: boolean } {
-    this.#currentLink();
-    const { effects, live } = this.#session.deliver(deliveries, Date.now());
+    const { effects, live } = this.#session.deliver(deliveries, Date.now(), this.#backlog());
     this.#apply(effects);
     return { live };
+  }
+
+  /**
+   * Bytes on their way to the client and not yet on the network: the socket's send buffer
+   * here, or, for a relayed client, what waits for the ConnectionDO and what its socket
+   * holds (as of its last answer). Past the bound, QoS 0 to this client is dropped.
+   */
+  #backlog(): number {
+    const link = this.#currentLink();
+    if (!link) return 0;
+    if (link.kind === "local") return socketBacklog(this.#localSocket(link.linkId));
+    const waiting = this.#outboxes.get(link.linkId)?.frames.reduce((n, f) => n + f.byteLength, 0) ?? 0;
+    return waiting + (this.#relays.get(link.linkId)?.queuedWeight ?? 0) + this.#remoteBuffered;
+  }
+
+  /** A client refused for its publish rate: counted and logged (the refusal closes it). */
+  #rateLimited(clientId: string, now: number): void {
+    this.#meter.drop(clientId, "rate", 1);
+    this.#dropLog.note(clientId, "rate", 1, now);
   }
 
   // ------------------------------------------------------------ timers
@@ -359,7 +390,7 @@ export class SessionDO extends DurableObject<Env> {
             (retained) =>
               this.#afterAsync(() => [
                 ...this.#session.subscribed(ticket),
-                ...this.#session.deliver(retained, Date.now()).effects,
+                ...this.#session.deliver(retained, Date.now(), this.#backlog()).effects,
               ]),
             (e) => {
               console.error("subscribe failed", e);
@@ -376,6 +407,10 @@ export class SessionDO extends DurableObject<Env> {
         }
         case "presence":
           this.ctx.waitUntil(recordPresence(this.env, effect.event));
+          break;
+        case "dropped":
+          this.#meter.drop(effect.clientId, effect.drop, effect.count);
+          this.#dropLog.note(effect.clientId, effect.drop, effect.count, Date.now());
           break;
         case "ended":
           // A CONNECT with Clean Start ends the old session and starts a new one on the link
@@ -453,17 +488,27 @@ export class SessionDO extends DurableObject<Env> {
     if (!queue) {
       for (const [id, q] of this.#relays) if (q.idle) this.#relays.delete(id); // finished connections
       const stub = this.env.CONNECTIONS.get(this.env.CONNECTIONS.idFromString(linkId));
-      queue = new Batcher<Outbox, undefined>(async (items) => {
-        const closing = items.find((i) => i.close !== undefined)?.close;
-        await stub.toClient(
-          items.flatMap((i) => i.frames),
-          closing,
-        );
-        return items.map(() => undefined);
-      });
+      queue = new Batcher<Outbox, undefined>(
+        async (items) => {
+          const closing = items.find((i) => i.close !== undefined)?.close;
+          const { buffered } = await stub.toClient(
+            items.flatMap((i) => i.frames),
+            closing,
+          );
+          if (this.#currentLink()?.linkId === linkId) this.#remoteBuffered = buffered;
+          return items.map(() => undefined);
+        },
+        512,
+        (box) => box.frames.reduce((n, f) => n + f.byteLength, 0),
+        RELAY_CALL_BYTES,
+      );
       this.#relays.set(linkId, queue);
     }
-    queue.push({ frames, ...(close !== undefined && { close }) }).catch((e: unknown) => console.error("relay to connection failed", e));
+    const pieces = piecesOf(frames, RELAY_CALL_BYTES);
+    pieces.forEach((piece, i) => {
+      const last = i === pieces.length - 1;
+      queue.push({ frames: piece, ...(last && close !== undefined && { close }) }).catch((e: unknown) => console.error("relay to connection failed", e));
+    });
   }
 
   /** A new connection for this client identifier: the current one is closed first [MQTT-3.1.4-3]. */
@@ -499,6 +544,7 @@ export class SessionDO extends DurableObject<Env> {
 
   #setLink(link: Link): void {
     this.#link = link;
+    this.#remoteBuffered = 0;
     this.#linkLoaded = true;
     this.#meter.sql.exec(`INSERT OR REPLACE INTO link (id, kind, link_id) VALUES (1, ?, ?)`, link.kind, link.linkId);
   }

@@ -1,3 +1,4 @@
+import { deliverySize } from "./outbound";
 import type { Subscription, Delivery } from "./types";
 import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "./store";
 
@@ -83,11 +84,18 @@ export class MemorySessionStore implements SessionStore {
   deleteOutbound(seq: number): void {
     this.#outbound.delete(seq);
   }
-  dropOldestQueued(): boolean {
+  dropOldestQueued(): { size: number } | undefined {
     for (const e of this.#outbound.values()) {
-      if (e.state === "queued") return this.#outbound.delete(e.seq);
+      if (e.state !== "queued") continue;
+      this.#outbound.delete(e.seq);
+      return { size: deliverySize(e.delivery) };
     }
-    return false;
+    return undefined;
+  }
+  queuedBytes(): number {
+    let bytes = 0;
+    for (const e of this.#outbound.values()) if (e.state === "queued") bytes += deliverySize(e.delivery);
+    return bytes;
   }
 
   inboundQos2(packetId: number): InboundQos2 | undefined {
@@ -124,16 +132,6 @@ function copyEntry(e: OutboundEntry): OutboundEntry {
 }
 
 function structuredCopy<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value, replacer), reviver) as T;
-}
-
-// Payloads and correlation data are bytes; keep them bytes through the copy.
-function replacer(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? { $bytes: Array.from(value) } : value;
-}
-function reviver(_key: string, value: unknown): unknown {
-  if (value && typeof value === "object" && "$bytes" in value) {
-    return new Uint8Array((value as { $bytes: number[] }).$bytes);
-  }
-  return value;
+  // Node, workerd and browsers have structuredClone (core is built without their types).
+  return (globalThis as unknown as { structuredClone<V>(v: V): V }).structuredClone(value);
 }

@@ -1,3 +1,4 @@
+import { utf8Length } from "../mqtt/codec/utf8";
 import type { QoS } from "../mqtt/packets";
 import type { OutboundEntry, OutboundState, SessionStore } from "./store";
 import type { Delivery } from "./types";
@@ -6,6 +7,12 @@ interface InFlight {
   seq: number;
   qos: QoS;
   state: Exclude<OutboundState, "queued">;
+  size: number;
+}
+
+/** What a delivery weighs against the byte bounds of the window and the queue: its topic and payload. */
+export function deliverySize(delivery: Delivery): number {
+  return delivery.message.payload.byteLength + utf8Length(delivery.message.topic);
 }
 
 /**
@@ -26,7 +33,9 @@ interface InFlight {
 export class Outbound {
   readonly #store: SessionStore;
   #inFlight: Map<number, InFlight> | undefined;
+  #inFlightBytes = 0;
   #queued = 0;
+  #queuedBytes = 0;
   /** Sequence numbers of acknowledged entries whose rows are not deleted yet. */
   #acknowledged: number[] = [];
 
@@ -37,11 +46,15 @@ export class Outbound {
   get #index(): Map<number, InFlight> {
     if (!this.#inFlight) {
       const index = new Map<number, InFlight>();
+      this.#inFlightBytes = 0;
       for (const e of this.#store.inFlight()) {
-        index.set(e.packetId!, { seq: e.seq, qos: e.delivery.qos, state: e.state as InFlight["state"] });
+        const size = deliverySize(e.delivery);
+        index.set(e.packetId!, { seq: e.seq, qos: e.delivery.qos, state: e.state as InFlight["state"], size });
+        this.#inFlightBytes += size;
       }
       this.#inFlight = index;
       this.#queued = this.#store.outboundCount() - index.size;
+      this.#queuedBytes = this.#store.queuedBytes();
     }
     return this.#inFlight;
   }
@@ -49,7 +62,9 @@ export class Outbound {
   /** Forget the cached index (the store was cleared, acknowledged rows with it). */
   reset(): void {
     this.#inFlight = undefined;
+    this.#inFlightBytes = 0;
     this.#queued = 0;
+    this.#queuedBytes = 0;
     this.#acknowledged = [];
   }
 
@@ -69,9 +84,25 @@ export class Outbound {
     return this.#index.size;
   }
 
+  get inFlightBytes(): number {
+    void this.#index;
+    return this.#inFlightBytes;
+  }
+
   get queuedCount(): number {
     void this.#index;
     return this.#queued;
+  }
+
+  get queuedBytes(): number {
+    void this.#index;
+    return this.#queuedBytes;
+  }
+
+  /** Whether one more message of `size` bytes fits a window of `maxMessages` and `maxBytes` (one always does). */
+  hasRoom(maxMessages: number, maxBytes: number, size: number): boolean {
+    const index = this.#index;
+    return index.size < maxMessages && (index.size === 0 || this.#inFlightBytes + size <= maxBytes);
   }
 
   inUse(packetId: number): boolean {
@@ -85,21 +116,35 @@ export class Outbound {
   /** Stored as sent at once (room in the window, nothing queued before it). */
   addSent(delivery: Delivery, packetId: number): void {
     this.flush();
+    const size = deliverySize(delivery);
     const seq = this.#store.enqueue(delivery, "sent", packetId);
-    this.#index.set(packetId, { seq, qos: delivery.qos, state: "sent" });
+    this.#index.set(packetId, { seq, qos: delivery.qos, state: "sent", size });
+    this.#inFlightBytes += size;
   }
 
-  /** Queued, up to `max` entries in all; when full, the oldest queued entry makes room. */
-  addQueued(delivery: Delivery, max: number): void {
+  /**
+   * Queued behind the window, within `maxMessages` entries and `maxBytes`: when full, the
+   * oldest queued entries make room (the newest message is the one a subscriber wants
+   * most: a sensor's latest reading). A message larger than the whole byte bound is not
+   * queued. Returns how many messages were dropped, the refused one included.
+   */
+  addQueued(delivery: Delivery, maxMessages: number, maxBytes: number): number {
     this.flush();
-    const index = this.#index;
-    while (index.size + this.#queued >= max && this.#queued > 0) {
-      if (!this.#store.dropOldestQueued()) break;
+    void this.#index;
+    const size = deliverySize(delivery);
+    if (maxMessages === 0 || size > maxBytes) return 1;
+    let dropped = 0;
+    while (this.#queued > 0 && (this.#queued >= maxMessages || this.#queuedBytes + size > maxBytes)) {
+      const oldest = this.#store.dropOldestQueued();
+      if (!oldest) break;
       this.#queued--;
+      this.#queuedBytes -= oldest.size;
+      dropped++;
     }
-    if (index.size + this.#queued >= max) return;
     this.#store.enqueue(delivery, "queued");
     this.#queued++;
+    this.#queuedBytes += size;
+    return dropped;
   }
 
   /** The oldest queued entries, to send. */
@@ -110,14 +155,18 @@ export class Outbound {
   markSent(entry: OutboundEntry, packetId: number): void {
     this.flush();
     this.#store.updateOutbound(entry.seq, "sent", packetId);
-    this.#index.set(packetId, { seq: entry.seq, qos: entry.delivery.qos, state: "sent" });
+    const size = deliverySize(entry.delivery);
+    this.#index.set(packetId, { seq: entry.seq, qos: entry.delivery.qos, state: "sent", size });
+    this.#inFlightBytes += size;
     this.#queued--;
+    this.#queuedBytes -= size;
   }
 
   dropQueued(entry: OutboundEntry): void {
     this.flush();
     this.#store.deleteOutbound(entry.seq);
     this.#queued--;
+    this.#queuedBytes -= deliverySize(entry.delivery);
   }
 
   markReleased(packetId: number): void {
@@ -133,6 +182,7 @@ export class Outbound {
     const e = this.#index.get(packetId);
     if (!e) return;
     this.#index.delete(packetId);
+    this.#inFlightBytes -= e.size;
     this.#acknowledged.push(e.seq);
   }
 

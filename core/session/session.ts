@@ -13,12 +13,15 @@ import {
 import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
 import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
 import { to311ReturnCode } from "./admit";
-import { Outbound } from "./outbound";
+import { DropCount, effectList } from "./drops";
+import { Outbound, deliverySize } from "./outbound";
 import type { ConnectionState, OutboundEntry, SessionRecord, SessionStore } from "./store";
 import type { BrokerLimits, Delivery, Effect, Message, MessageProperties, SubscribeRequest, Subscription } from "./types";
 
 const NEVER = 0xffffffff;
 const MAX_PACKET_ID = 0xffff;
+/** Queued messages read from the store at once when the window has room. */
+const DRAIN_BATCH = 8;
 /** The largest packet MQTT can express: remaining length 268,435,455 plus a 5-byte header. */
 const PROTOCOL_MAX_PACKET = 268_435_460;
 
@@ -343,13 +346,15 @@ export class Session {
       // already drop the copy, so it arrives once.
       return this.#routeForAck({ ...message, messageId: known.messageId }, packetId, 2);
     }
-    // QoS 1 counts until its PUBACK is sent; QoS 2 until PUBCOMP, once: its identifier is in the
-    // store from arrival to PUBREL, so its pending ack is not counted again.
-    const inFlight = this.#pendingAcks.filter((p) => p.qos === 1).length + this.#inboundQos2Count();
-    // 3.1.1 has no Receive Maximum to announce: there only the packet identifier space bounds it.
+    // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9]:
+    // counted are only the QoS 2 messages whose PUBREC went out and whose PUBREL the client
+    // owes. Publishes still being routed are the broker's delay, not the client's doing: a
+    // client is never disconnected because the broker is behind (the publish rate limit,
+    // enforced where the socket is, bounds how many can pile up). 3.1.1 has no Receive
+    // Maximum to announce: there only the packet identifier space bounds it.
+    const awaitingRelease = this.#inboundQos2Count() - this.#pendingAcks.filter((p) => p.qos === 2).length;
     const receiveMaximum = this.protocolVersion === 5 ? this.#limits.receiveMaximum : MAX_PACKET_ID;
-    if (inFlight >= receiveMaximum) {
-      // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9].
+    if (awaitingRelease >= receiveMaximum) {
       return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
     }
     if (packet.qos === 2) {
@@ -629,27 +634,35 @@ export class Session {
    * what lets the publisher's PUBACK mean "durably accepted". Returns false when there is
    * no session any more, so the caller can forget the stale subscription.
    */
-  deliver(deliveries: Delivery[], now: number): { effects: Effect[]; live: boolean } {
+  deliver(deliveries: Delivery[], now: number, backlog = 0): { effects: Effect[]; live: boolean } {
     const record = this.record;
     if (!record) return { effects: [], live: false };
     const effects: Effect[] = [];
     this.#pruneSeenMessages(now);
     const fresh = deliveries.some((d) => d.message.messageId !== undefined) ? this.#dropCopies(deliveries, now) : deliveries;
+    const drops = new DropCount(record.clientId);
+    // Bytes on their way to the client: the host's figure, plus what this call sends.
+    let pending = backlog;
     for (const d of fresh) {
       if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
       if (!record.connected) {
         // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest (5.0 3.1.2.4 allows a limit).
         if (d.qos === 0) continue;
-        this.#enqueueBounded(d);
+        drops.add("queue", this.#enqueueBounded(d));
         continue;
       }
-      if (d.qos === 0) {
-        const send = this.#publishEffect(d, undefined, false, now);
-        if (send) effects.push(send);
-        continue;
+      const sent =
+        d.qos === 0
+          ? pending > this.#limits.maxClientBacklogBytes
+            ? drops.add("qos0", 1) // the client does not keep up: QoS 0 goes first
+            : this.#publishEffect(d, undefined, false, now)
+          : this.#deliverNow(d, now, drops);
+      for (const effect of effectList(sent)) {
+        if (effect.kind === "send") pending += effect.bytes.byteLength;
+        effects.push(effect);
       }
-      effects.push(...this.#deliverNow(d, now));
     }
+    effects.push(...drops.effects());
     return { effects, live: true };
   }
 
@@ -671,21 +684,35 @@ export class Session {
     this.#store.forgetMessagesBefore(now - SEEN_MESSAGE_MS);
   }
 
-  #enqueueBounded(d: Delivery): void {
-    this.#outbound.addQueued(d, this.#limits.maxQueuedMessages);
+  /** Queued within the queue's bounds; returns how many messages that dropped. */
+  #enqueueBounded(d: Delivery): number {
+    return this.#outbound.addQueued(d, this.#limits.maxQueuedMessages, this.#limits.maxQueuedBytes);
   }
 
-  /** Send queued QoS 1/2 messages while the client's Receive Maximum allows [MQTT-4.9.0-2]. */
+  /**
+   * The in-flight window towards the client: the smaller of its Receive Maximum
+   * [MQTT-4.9.0-2] and the broker's own bound, in messages and in bytes. What does not fit
+   * waits in the queue (storage), so a backlog of any size leaves in pieces as the client
+   * acknowledges, never all at once.
+   */
+  #windowHasRoom(size: number): boolean {
+    const conn = this.record!.connection!;
+    return this.#outbound.hasRoom(Math.min(conn.receiveMaximum, this.#limits.maxInflightMessages), this.#limits.maxInflightBytes, size);
+  }
+
+  /** Send queued QoS 1/2 messages while the window allows. */
   #drain(now: number): Effect[] {
     const conn = this.record?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    let free = conn.receiveMaximum - this.#outbound.inFlightCount;
     // An entry dropped (expired, too large) frees its place for the next one: read again.
-    while (free > 0) {
-      const batch = this.#outbound.queued(free);
-      if (batch.length === 0) break;
+    for (;;) {
+      const free = Math.min(conn.receiveMaximum, this.#limits.maxInflightMessages) - this.#outbound.inFlightCount;
+      // A few at a time: a stored message may be as large as the maximum packet size.
+      const batch = free > 0 ? this.#outbound.queued(Math.min(free, DRAIN_BATCH)) : [];
+      if (batch.length === 0) return effects;
       for (const entry of batch) {
+        if (!this.#windowHasRoom(deliverySize(entry.delivery))) return effects;
         const send = this.#sendStored(entry.delivery, now);
         if (!send) {
           this.#outbound.dropQueued(entry);
@@ -693,20 +720,17 @@ export class Session {
         }
         this.#outbound.markSent(entry, send.packetId);
         effects.push(send.effect);
-        free--;
       }
     }
-    return effects;
   }
 
   /**
    * A QoS 1/2 delivery with room in the window and nothing queued before it: stored directly
    * as in flight (one row written, one deleted on acknowledgement).
    */
-  #deliverNow(d: Delivery, now: number): Effect[] {
-    const conn = this.record!.connection!;
-    if (this.#outbound.inFlightCount >= conn.receiveMaximum || this.#outbound.queuedCount > 0) {
-      this.#enqueueBounded(d);
+  #deliverNow(d: Delivery, now: number, drops: DropCount): Effect[] {
+    if (this.#outbound.queuedCount > 0 || !this.#windowHasRoom(deliverySize(d))) {
+      drops.add("queue", this.#enqueueBounded(d));
       return this.#drain(now);
     }
     const send = this.#sendStored(d, now);

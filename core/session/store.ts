@@ -79,8 +79,10 @@ export interface SessionStore {
   outboundByPacketId(packetId: number): OutboundEntry | undefined;
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void;
   deleteOutbound(seq: number): void;
-  /** Drop the oldest queued entry (not in flight); returns whether one was dropped. */
-  dropOldestQueued(): boolean;
+  /** Drop the oldest queued entry (not in flight); returns its `deliverySize`, if there was one. */
+  dropOldestQueued(): { size: number } | undefined;
+  /** The sum of `deliverySize` over the queued entries. */
+  queuedBytes(): number;
 
   /**
    * Inbound QoS 2 messages received and not yet released by PUBREL [MQTT-4.3.3], by packet

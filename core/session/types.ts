@@ -6,8 +6,27 @@ export interface BrokerLimits {
   receiveMaximum: number;
   /** Largest packet the server accepts, in bytes (CONNACK Maximum Packet Size). */
   maximumPacketSize: number;
-  /** QoS 1/2 messages kept for one session while it is offline or its window is full. */
+  /**
+   * QoS 1/2 messages queued for one session behind its in-flight window, connected or not;
+   * when full, the oldest queued message is dropped to make room.
+   */
   maxQueuedMessages: number;
+  /** The same queue's bound in bytes (payload and topic of each message). */
+  maxQueuedBytes: number;
+  /** QoS 1/2 messages sent to a client and not yet acknowledged: at most this, and at most the client's Receive Maximum. */
+  maxInflightMessages: number;
+  /** The same window in bytes: a message that would pass it waits in the queue (one is always allowed). */
+  maxInflightBytes: number;
+  /**
+   * Bytes that may wait on the way to a client that does not keep up (its socket's send
+   * buffer, and what is on its way to the object holding the socket): past it, QoS 0
+   * messages to that client are dropped. QoS 1/2 ones are bounded by the window and the queue.
+   */
+  maxClientBacklogBytes: number;
+  /** PUBLISH packets per second one client may send (0: no limit); past it, 0x96 (5.0) or a close (3.1.1). */
+  publishRate: number;
+  /** PUBLISH bytes per second one client may send (0: no limit); past it, 0x97 (5.0) or a close (3.1.1). */
+  publishBytesRate: number;
   /** Topic aliases a client may use towards the server (CONNACK Topic Alias Maximum). */
   topicAliasMaximum: number;
   /** Longest keep alive accepted; a longer or zero request is answered with Server Keep Alive (5.0). */
@@ -25,6 +44,12 @@ export const defaultLimits: BrokerLimits = {
   receiveMaximum: 64,
   maximumPacketSize: 1024 * 1024,
   maxQueuedMessages: 1000,
+  maxQueuedBytes: 16 * 1024 * 1024,
+  maxInflightMessages: 64,
+  maxInflightBytes: 4 * 1024 * 1024,
+  maxClientBacklogBytes: 1024 * 1024,
+  publishRate: 100,
+  publishBytesRate: 1024 * 1024,
   topicAliasMaximum: 32,
   maxKeepAlive: 1200,
   maxSessionExpiry: 7 * 24 * 3600,
@@ -96,8 +121,16 @@ export type Effect =
   | { kind: "unsubscribe"; clientId: string; filters: string[] }
   /** Tell the device registry about presence changes (batched by the host). */
   | { kind: "presence"; event: PresenceEvent }
+  /** Messages for this client were dropped by a bound (see DropKind); the host counts and logs them. */
+  | { kind: "dropped"; clientId: string; drop: DropKind; count: number }
   /** The session ended: the host may drop everything it keeps for it. */
   | { kind: "ended" };
+
+/**
+ * Why messages for a client were dropped: `qos0` a QoS 0 message while the client's backlog
+ * was over its bound; `queue` the oldest queued QoS 1/2 message, to make room in a full queue.
+ */
+export type DropKind = "qos0" | "queue";
 
 export interface SubscribeRequest {
   subscription: Subscription;

@@ -1,4 +1,5 @@
 import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "../../core/session/store";
+import { deliverySize } from "../../core/session/outbound";
 import type { Delivery, Subscription } from "../../core/session/types";
 import { decodeJson, encodeJson } from "./json";
 
@@ -14,7 +15,8 @@ const SCHEMA = [
   // No AUTOINCREMENT and no index on packet_id: each would add a row written per message
   // (sqlite_sequence, index entries), and rows written are what storage is billed on. A
   // rowid primary key still grows with each insert; the table is small (in flight + queue).
-  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL)`,
+  // `size`: deliverySize of the entry, so the queue's bound in bytes is read without decoding rows.
+  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0)`,
   `DROP INDEX IF EXISTS outbound_packet_id`,
   // `routed`: every subscriber's session accepted the message, so PUBREC may go (see Session).
   `CREATE TABLE IF NOT EXISTS inbound_qos2_messages (packet_id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, routed INTEGER NOT NULL)`,
@@ -33,6 +35,10 @@ export class SqlSessionStore implements SessionStore {
   constructor(sql: SqlExec) {
     this.#sql = sql;
     for (const statement of SCHEMA) sql.exec(statement);
+    if (!this.#rows(`SELECT 1 AS x FROM pragma_table_info('outbound') WHERE name = 'size'`).length) {
+      // Stored before the queue had a byte bound: its entries count as 0 bytes until sent.
+      sql.exec(`ALTER TABLE outbound ADD COLUMN size INTEGER NOT NULL DEFAULT 0`);
+    }
     const legacy = this.#rows(`SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?`, LEGACY_QOS2);
     if (legacy.length > 0) {
       // PUBREC was sent for those (the old code sent it once routed): routed, under a made-up id.
@@ -82,10 +88,11 @@ export class SqlSessionStore implements SessionStore {
 
   enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number {
     const row = this.#rows<{ seq: number }>(
-        `INSERT INTO outbound (packet_id, state, delivery) VALUES (?, ?, ?) RETURNING seq`,
+        `INSERT INTO outbound (packet_id, state, delivery, size) VALUES (?, ?, ?, ?) RETURNING seq`,
         packetId ?? null,
         state,
         encodeJson(delivery),
+        deliverySize(delivery),
       )
       [0]!;
     return row.seq;
@@ -127,12 +134,14 @@ export class SqlSessionStore implements SessionStore {
   deleteOutbound(seq: number): void {
     this.#sql.exec(`DELETE FROM outbound WHERE seq = ?`, seq);
   }
-  dropOldestQueued(): boolean {
-    const row = this.#rows<{ seq: number }>(`SELECT seq FROM outbound WHERE state = 'queued' ORDER BY seq LIMIT 1`)
-      [0];
-    if (!row) return false;
+  dropOldestQueued(): { size: number } | undefined {
+    const row = this.#rows<{ seq: number; size: number }>(`SELECT seq, size FROM outbound WHERE state = 'queued' ORDER BY seq LIMIT 1`)[0];
+    if (!row) return undefined;
     this.deleteOutbound(row.seq);
-    return true;
+    return { size: row.size };
+  }
+  queuedBytes(): number {
+    return this.#rows<{ n: number }>(`SELECT coalesce(sum(size), 0) AS n FROM outbound WHERE state = 'queued'`)[0]!.n;
   }
 
   inboundQos2(packetId: number): InboundQos2 | undefined {

@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { SessionRecord, SessionStore } from "../../core/session/store.js";
 import type { Delivery, Subscription } from "../../core/session/types.js";
+import { deliverySize } from "../../core/session/outbound.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -286,16 +287,29 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
         const r2 = store.enqueue(delivery("r2", 2), "released", 2);
         store.enqueue(delivery("q1"), "queued");
         const q2 = store.enqueue(delivery("q2"), "queued");
-        expect(store.dropOldestQueued()).toBe(true);
+        expect(store.dropOldestQueued()).toEqual({ size: deliverySize(delivery("q1")) });
         expect(store.outbound(10).map((e) => e.seq)).toEqual([s1, r2, q2]);
-        expect(store.dropOldestQueued()).toBe(true);
-        expect(store.dropOldestQueued()).toBe(false);
+        expect(store.dropOldestQueued()).toEqual({ size: deliverySize(delivery("q2")) });
+        expect(store.dropOldestQueued()).toBeUndefined();
         expect(store.outbound(10).map((e) => e.seq)).toEqual([s1, r2]);
         expect(store.outboundCount()).toBe(2);
       });
 
       it("dropOldestQueued on an empty queue", () => {
-        expect(store.dropOldestQueued()).toBe(false);
+        expect(store.dropOldestQueued()).toBeUndefined();
+      });
+
+      it("queuedBytes sums deliverySize over queued entries only, and follows updates and deletes", () => {
+        expect(store.queuedBytes()).toBe(0);
+        const big = delivery("x".repeat(1000));
+        store.enqueue(delivery("in flight"), "sent", 1);
+        const q1 = store.enqueue(big, "queued");
+        store.enqueue(delivery("small"), "queued");
+        expect(store.queuedBytes()).toBe(deliverySize(big) + deliverySize(delivery("small")));
+        store.updateOutbound(q1, "sent", 2);
+        expect(store.queuedBytes()).toBe(deliverySize(delivery("small")));
+        store.dropOldestQueued();
+        expect(store.queuedBytes()).toBe(0);
       });
 
       it("outboundCount counts every state", () => {
@@ -395,7 +409,8 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
         expect(store.outboundCount()).toBe(0);
         expect(store.outbound(10)).toEqual([]);
         expect(store.outboundByPacketId(1)).toBeUndefined();
-        expect(store.dropOldestQueued()).toBe(false);
+        expect(store.dropOldestQueued()).toBeUndefined();
+        expect(store.queuedBytes()).toBe(0);
         expect(store.inboundQos2Count()).toBe(0);
         expect(store.inboundQos2(4)).toBeUndefined();
         expect(store.seenMessage("seen")).toBe(false);

@@ -231,14 +231,31 @@ describe("03 inbound PUBLISH", () => {
   it("5.0 Receive Maximum exceeded: DISCONNECT 0x93 and close [MQTT-3.3.4-9]", () => {
     const h = new Harness({ receiveMaximum: 2 });
     h.connect(5);
-    h.packet(publish("a", "1", 1, 1));
-    h.packet(publish("a", "2", 1, 2));
+    // Two QoS 2 messages acknowledged with PUBREC, whose PUBREL the client still owes.
+    for (const id of [1, 2]) h.session.routed(pick(h.packet(publish("a", String(id), 2, id)), "route")[0]!.ticket!, 1);
     const effects = h.packet(publish("a", "3", 1, 3));
     expect(kinds(effects).slice(0, 2)).toEqual(["send:disconnect", "close"]);
     expect(h.one(effects, "disconnect").reasonCode).toBe(ReasonCode.ReceiveMaximumExceeded);
     expect(pick(effects, "close")[0]!.reason).toBe(0x93);
     expect(pick(effects, "route")).toEqual([]);
     expect(h.session.connected).toBe(false);
+  });
+
+  it("publishes the broker is still routing do not count against Receive Maximum: a client is never disconnected because the broker is behind", () => {
+    const h = new Harness({ receiveMaximum: 2 });
+    h.connect(5);
+    const tickets: number[] = [];
+    for (let id = 1; id <= 10; id++) {
+      const effects = h.packet(publish("a", String(id), (id % 2 ? 1 : 2) as 1 | 2, id));
+      expect(kinds(effects)).toEqual(["route"]);
+      tickets.push(pick(effects, "route")[0]!.ticket!);
+    }
+    expect(h.session.connected).toBe(true);
+    // Once routed, the acks go out in arrival order [MQTT-4.6.0-2].
+    const acks = tickets.flatMap((t) => h.session.routed(t, 1));
+    expect(acks.map((e) => (e.kind === "send" ? e.packet.type : e.kind))).toEqual(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? "pubrec" : "puback")),
+    );
   });
 
   it("the receive window frees when the acknowledgement is sent", () => {

@@ -91,7 +91,7 @@ describe("05 sessions: offline queue", () => {
   });
 
   it("the queue bound never drops a message in flight", () => {
-    const h = new Harness({ maxQueuedMessages: 2 });
+    const h = new Harness({ maxQueuedMessages: 1 });
     h.connectPersistent(5, { properties: { receiveMaximum: 1 } });
     h.deliver(delivery("a", "1"));
     h.deliver(delivery("a", "2"), delivery("a", "3"));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Batcher } from "../../../core/util/batcher";
+import { Batcher, piecesOf } from "../../../core/util/batcher";
 
 /** A destination whose calls complete when the test says so. */
 function destination() {
@@ -42,6 +42,20 @@ describe("Batcher", () => {
     expect(d.calls.map((c) => c.items)).toEqual([[1], [2, 3], [4, 5]]);
   });
 
+  it("a call carries at most maxWeight of the items' weight, one item always; queuedWeight counts what waits", async () => {
+    const d = destination();
+    const b = new Batcher(d.send, 512, (i) => i, 10);
+    const all = [9, 4, 5, 2, 30, 1].map((i) => b.push(i));
+    expect(b.queuedWeight).toBe(42); // 9 left at once, alone
+    for (let i = 0; i < 5; i++) {
+      await tick();
+      d.calls[i]!.done();
+    }
+    await Promise.all(all);
+    expect(d.calls.map((c) => c.items)).toEqual([[9], [4, 5], [2], [30], [1]]);
+    expect(b.queuedWeight).toBe(0);
+  });
+
   it("a failed call rejects its items only; the next batch still goes", async () => {
     const d = destination();
     const b = new Batcher(d.send);
@@ -80,5 +94,16 @@ describe("Batcher", () => {
     expect(late).toBe(false);
     d.calls[2]!.done();
     expect(await fourth).toBe(40);
+  });
+});
+
+describe("piecesOf", () => {
+  const f = (n: number) => new Uint8Array(n);
+  const sizes = (pieces: Uint8Array[][]) => pieces.map((p) => p.map((x) => x.byteLength));
+  it("cuts packets into pieces of at most maxBytes, in order; a larger packet stands alone", () => {
+    expect(sizes(piecesOf([f(3), f(4), f(2), f(9), f(1)], 8))).toEqual([[3, 4], [2], [9], [1]]);
+  });
+  it("no packets: one empty piece (a close alone still goes)", () => {
+    expect(piecesOf([], 8)).toEqual([[]]);
   });
 });

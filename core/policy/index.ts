@@ -1,0 +1,1 @@
+export { BURST_SECONDS, PublishLimiter, TokenBucket, type PublishRateLimits, type RateRefusal } from "./rate";
