@@ -541,6 +541,10 @@ async function startLocalOnce(configPath) {
     },
     ...(configPath ? { configPath, migrate: false } : {}),
     ...(runtime ? { runtime } : {}),
+    // The throughput scenarios send thousands of messages per second from each client, far
+    // past the per-client publish rates that protect a shared broker: those are off here
+    // (bench/overload measures them). Everything else is the configuration as deployed.
+    ...(configPath ? {} : { vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0" } }),
   };
   try {
     const b = await startBroker(/** @type {any} */ (options));

@@ -11,6 +11,12 @@ export function limitsFromEnv(env: Env): BrokerLimits {
     receiveMaximum: Math.max(1, int("RECEIVE_MAXIMUM", defaultLimits.receiveMaximum)),
     maximumPacketSize: Math.max(128, int("MAX_PACKET_SIZE", defaultLimits.maximumPacketSize)),
     maxQueuedMessages: int("MAX_QUEUED_MESSAGES", defaultLimits.maxQueuedMessages),
+    maxQueuedBytes: int("MAX_QUEUED_BYTES", defaultLimits.maxQueuedBytes),
+    maxInflightMessages: Math.max(1, int("MAX_INFLIGHT_MESSAGES", defaultLimits.maxInflightMessages)),
+    maxInflightBytes: int("MAX_INFLIGHT_BYTES", defaultLimits.maxInflightBytes),
+    maxClientBacklogBytes: int("MAX_CLIENT_BACKLOG_BYTES", defaultLimits.maxClientBacklogBytes),
+    publishRate: int("MAX_PUBLISH_RATE", defaultLimits.publishRate),
+    publishBytesRate: int("MAX_PUBLISH_BYTES_RATE", defaultLimits.publishBytesRate),
     topicAliasMaximum: int("TOPIC_ALIAS_MAXIMUM", defaultLimits.topicAliasMaximum),
     maxKeepAlive: int("MAX_KEEPALIVE", defaultLimits.maxKeepAlive),
     maxSessionExpiry: int("MAX_SESSION_EXPIRY", defaultLimits.maxSessionExpiry),
@@ -28,3 +34,23 @@ export function shardCountFromEnv(env: Env): number {
 export function shardName(index: number): string {
   return `shard-${index}`;
 }
+
+/** How long a new connection may take to send CONNECT unless `CONNECT_TIMEOUT` says otherwise. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The CONNECT timeout in ms, from `CONNECT_TIMEOUT` (seconds) in wrangler.toml [vars]: how long
+ * a new connection may take to send CONNECT, counted from the upgrade (5.0 3.1.4: the server
+ * closes a connection that does not send it within a reasonable time). A missing, unparsable
+ * or non-positive value keeps the default, 10 s.
+ */
+export function connectTimeoutMsFromEnv(env: Pick<Env, "CONNECT_TIMEOUT">): number {
+  const seconds = Number.parseFloat(env.CONNECT_TIMEOUT ?? "");
+  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+/**
+ * Bytes of messages one call between objects carries at most: an RPC's arguments and result
+ * are limited to 32 MiB, and a call this size is still quick to serialise.
+ */
+export const RPC_CALL_BYTES = 8 * 1024 * 1024;

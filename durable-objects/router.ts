@@ -2,7 +2,8 @@ import { shardOfTopic, shardsForFilter } from "../core/topics";
 import type { Delivery, Message, SubscribeRequest } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { Batcher } from "../core/util/batcher";
-import { shardCountFromEnv, shardName } from "./config";
+import { messageSize } from "../core/session/outbound";
+import { RPC_CALL_BYTES, shardCountFromEnv, shardName } from "./config";
 import type { TopicShardDO } from "./topic-shard";
 
 /**
@@ -36,7 +37,12 @@ export class Router {
     let queue = this.#publishQueues.get(index);
     if (!queue) {
       const shard = this.#shard(index);
-      queue = new Batcher(async (messages: Message[]) => (await shard.publishBatch(messages)).map((r) => r.matched));
+      queue = new Batcher(
+        async (messages: Message[]) => (await shard.publishBatch(messages)).map((r) => r.matched),
+        512,
+        messageSize,
+        RPC_CALL_BYTES,
+      );
       this.#publishQueues.set(index, queue);
     }
     return queue.push(message);

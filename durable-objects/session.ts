@@ -5,7 +5,7 @@ import { Session } from "../core/session/session";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { Batcher, piecesOf } from "../core/util/batcher";
-import { limitsFromEnv } from "./config";
+import { connectTimeoutMsFromEnv, limitsFromEnv, RPC_CALL_BYTES } from "./config";
 import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
 import { recordPresence } from "./presence";
@@ -49,8 +49,6 @@ const CLIENT_TAG = "client";
 const LIVENESS_CHECK_MS = 3_600_000;
 /** How long the rows of acknowledged deliveries may wait for a write to ride along with. */
 const ACK_FLUSH_MS = 50;
-/** Bytes one toClient() call carries at most: an RPC's arguments are limited to 32 MiB. */
-const RELAY_CALL_BYTES = 8 * 1024 * 1024;
 
 /**
  * One MQTT session, keyed by client identifier. Runs the pure session state machine over
@@ -103,7 +101,7 @@ export class SessionDO extends DurableObject<Env> {
       ...(hint !== undefined && { hint }),
       ...(request.headers.get("CF-Connecting-IP") && { remoteAddress: request.headers.get("CF-Connecting-IP")! }),
     };
-    const response = acceptSocket(this.ctx, request, state, CLIENT_TAG);
+    const response = acceptSocket(this.ctx, request, state, CLIENT_TAG, connectTimeoutMsFromEnv(this.env));
     this.#scheduleAlarm();
     return response;
   }
@@ -115,6 +113,7 @@ export class SessionDO extends DurableObject<Env> {
     if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
     const now = Date.now();
     const framed = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
+    this.#meter.count("rowsWritten", framed.rowsWritten);
     const { frames, refusal } = admitPublishes(ws, framed.frames, this.#limits, now);
     for (const frame of frames) {
       if (!this.#handleLocalFrame(ws, state, frame, now)) return;
@@ -500,11 +499,11 @@ export class SessionDO extends DurableObject<Env> {
         },
         512,
         (box) => box.frames.reduce((n, f) => n + f.byteLength, 0),
-        RELAY_CALL_BYTES,
+        RPC_CALL_BYTES,
       );
       this.#relays.set(linkId, queue);
     }
-    const pieces = piecesOf(frames, RELAY_CALL_BYTES);
+    const pieces = piecesOf(frames, RPC_CALL_BYTES);
     pieces.forEach((piece, i) => {
       const last = i === pieces.length - 1;
       queue.push({ frames: piece, ...(last && close !== undefined && { close }) }).catch((e: unknown) => console.error("relay to connection failed", e));

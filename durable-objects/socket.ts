@@ -1,6 +1,8 @@
-import { decodePacket, splitFrames, type ProtocolViolation } from "../core/mqtt/codec";
-import type { ConnectPacket } from "../core/mqtt/packets";
+import { env } from "cloudflare:workers";
+import { decodePacket, packetLength, splitFrames, type FrameResult, type ProtocolViolation } from "../core/mqtt/codec";
+import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
+import { connectTimeoutMsFromEnv, DEFAULT_CONNECT_TIMEOUT_MS } from "./config";
 
 /**
  * What a Durable Object keeps on a hibernatable client socket (serializeAttachment, at most
@@ -17,15 +19,25 @@ export interface SocketState {
   keepAlive: number;
   /** Epoch ms of the last packet from the client (of the upgrade, before any). */
   lastSeen: number;
-  /** Bytes of a packet not yet complete, when small; larger remainders go to storage. */
+  /**
+   * Epoch ms by which CONNECT must have arrived: the upgrade plus the CONNECT timeout. Fixed
+   * at the upgrade, so bytes trickling in do not move it (set by `acceptSocket` if missing).
+   */
+  connectBy?: number;
+  /** Bytes of a packet not yet complete, while they fit in the attachment. */
   pending?: Uint8Array;
-  /** True while a larger remainder is kept in storage under `pending:<linkId>`. */
-  pendingInStorage?: boolean;
+  /**
+   * A longer remainder is in storage, one key per piece as it arrived
+   * (`pending:<linkId>:<i>`, i < pendingChunks), `pendingBytes` in all.
+   */
+  pendingChunks?: number;
+  pendingBytes?: number;
   remoteAddress?: string;
   /** Closed by us; waiting for the closing handshake to finish. */
   closed?: boolean;
 }
 
+/** Remainders up to this size stay in the attachment (at most 2 KiB in all); longer ones go to storage. */
 const ATTACHMENT_PENDING_MAX = 1024;
 
 /**
@@ -39,11 +51,11 @@ const states = new WeakMap<WebSocket, { state: SocketState; written: SocketState
 
 /**
  * How far the attachment's `lastSeen` may lag behind the socket's: a quarter of the keep
- * alive interval. Before CONNECT it is kept exact (the CONNECT timeout counts from it); with
- * no keep alive nothing reads it.
+ * alive interval. Before CONNECT nothing reads it (the CONNECT timeout counts from the
+ * upgrade, `connectBy`), nor with no keep alive.
  */
 function lastSeenSlack(state: SocketState): number {
-  if (state.clientId === undefined) return 0;
+  if (state.clientId === undefined) return Number.POSITIVE_INFINITY;
   return state.keepAlive > 0 ? state.keepAlive * 250 : Number.POSITIVE_INFINITY;
 }
 
@@ -76,8 +88,34 @@ function onlyLastSeenMoved(written: SocketState, state: SocketState): boolean {
 }
 
 /**
+ * A partial packet in memory, as the pieces it arrived in (beside `states`). The pieces are
+ * joined once, when the last one is there: a packet sent in n pieces costs time and storage
+ * writes in proportion to its size. Joining the remainder with every piece, and rewriting it to
+ * storage, cost n times its size (a 1 MB PUBLISH in 100-byte pieces took 18 s).
+ */
+interface Remainder {
+  /** The state it was built for: another one (a woken object) reads the attachment again. */
+  owner: SocketState;
+  chunks: Uint8Array[];
+  bytes: number;
+  /** The whole packet's size, once its fixed header is readable. */
+  length: number | undefined;
+}
+
+const remainders = new WeakMap<WebSocket, Remainder>();
+
+/** What framing one WebSocket message gave: whole packets, an error after them, storage rows written. */
+export interface Framed {
+  frames: Uint8Array[];
+  error?: ProtocolViolation;
+  rowsWritten: number;
+}
+
+/**
  * Frame one WebSocket message into whole MQTT packets [MQTT-6.0.0-2]: a message may hold part
- * of a packet or several. The remainder survives hibernation (attachment or storage).
+ * of a packet or several. The remainder survives hibernation: in the attachment while small,
+ * else in storage, where each piece is appended under its own key and never rewritten.
+ * Nothing is framed any more once we have closed the socket.
  */
 export function frameMessage(
   ws: WebSocket,
@@ -86,36 +124,134 @@ export function frameMessage(
   storage: DurableObjectStorage,
   maximumPacketSize: number,
   now: number,
-): { frames: Uint8Array[]; error?: ProtocolViolation } {
+): Framed {
   if (typeof message === "string") {
     // MQTT over WebSocket uses binary messages only [MQTT-6.0.0-1].
-    return { frames: [], error: { reasonCode: 0x81, message: "text WebSocket message" } };
+    return { frames: [], error: { reasonCode: 0x81, message: "text WebSocket message" }, rowsWritten: 0 };
   }
-  const chunk = new Uint8Array(message);
-  let pending = state.pending ?? EMPTY;
-  if (state.pendingInStorage) pending = (storage.kv.get(pendingKey(state.linkId)) as Uint8Array | undefined) ?? EMPTY;
-  const result = splitFrames(pending, chunk, maximumPacketSize);
-  const rest = result.rest;
-  const hadStorage = state.pendingInStorage === true;
   state.lastSeen = now;
-  if (rest.byteLength === 0) {
-    delete state.pending;
-    delete state.pendingInStorage;
-  } else if (rest.byteLength <= ATTACHMENT_PENDING_MAX) {
-    state.pending = rest;
-    delete state.pendingInStorage;
-  } else {
-    delete state.pending;
-    state.pendingInStorage = true;
-    storage.kv.put(pendingKey(state.linkId), rest);
+  if (state.closed || message.byteLength === 0) return { frames: [], rowsWritten: 0 };
+  const chunk = new Uint8Array(message);
+  const held = heldRemainder(ws, state, storage);
+  if (held !== undefined && held !== LOST && held.length !== undefined && held.bytes + chunk.byteLength < held.length) {
+    const rowsWritten = appendPending(state, held, chunk, storage);
+    writeState(ws, state);
+    return { frames: [], rowsWritten };
   }
-  if (hadStorage && !state.pendingInStorage) storage.kv.delete(pendingKey(state.linkId));
+  const result = held === undefined ? splitFrames(EMPTY, chunk, maximumPacketSize) : completePending(held, chunk, maximumPacketSize);
+  let rowsWritten = dropPending(state, storage);
+  rowsWritten += keepRest(ws, state, result.rest, storage);
   writeState(ws, state);
-  return result.error ? { frames: result.frames, error: result.error } : { frames: result.frames };
+  return result.error ? { frames: result.frames, error: result.error, rowsWritten } : { frames: result.frames, rowsWritten };
 }
 
-export function dropPending(state: SocketState, storage: DurableObjectStorage): void {
-  if (state.pendingInStorage) storage.kv.delete(pendingKey(state.linkId));
+/** Forget the partial packet of a socket: its storage keys are deleted. Returns the rows written. */
+export function dropPending(state: SocketState, storage: DurableObjectStorage): number {
+  const stored = state.pendingChunks ?? 0;
+  for (let i = 0; i < stored; i++) storage.kv.delete(pendingKey(state.linkId, i));
+  delete state.pending;
+  delete state.pendingChunks;
+  delete state.pendingBytes;
+  return stored;
+}
+
+const LOST = "lost";
+/** Stored pieces missing (deleted under a socket still sending): the stream cannot be framed any more. */
+const LOST_ERROR: ProtocolViolation = { reasonCode: ReasonCode.UnspecifiedError, message: "partial packet lost" };
+
+/** The socket's partial packet: from memory, else (after hibernation) from the attachment or storage. */
+function heldRemainder(ws: WebSocket, state: SocketState, storage: DurableObjectStorage): Remainder | typeof LOST | undefined {
+  const bytes = state.pending?.byteLength ?? state.pendingBytes ?? 0;
+  if (bytes === 0) return undefined;
+  const known = remainders.get(ws);
+  if (known && known.owner === state && known.bytes === bytes) return known;
+  const chunks = state.pending ? [state.pending] : readChunks(state, storage);
+  if (!chunks) return LOST;
+  // Its header was checked against the maximum packet size when it arrived.
+  const length = packetLength(firstBytes(chunks, 5), Number.MAX_SAFE_INTEGER).length;
+  const remainder: Remainder = { owner: state, chunks, bytes, length };
+  remainders.set(ws, remainder);
+  return remainder;
+}
+
+/** The stored pieces in order, or undefined if any is missing. */
+function readChunks(state: SocketState, storage: DurableObjectStorage): Uint8Array[] | undefined {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (let i = 0; i < (state.pendingChunks ?? 0); i++) {
+    const chunk = storage.kv.get<Uint8Array>(pendingKey(state.linkId, i));
+    if (!(chunk instanceof Uint8Array)) return undefined;
+    chunks.push(chunk);
+    bytes += chunk.byteLength;
+  }
+  return bytes === state.pendingBytes ? chunks : undefined;
+}
+
+/** One more piece of a packet that is still not whole: kept in memory, persisted by appending it. */
+function appendPending(state: SocketState, held: Remainder, chunk: Uint8Array, storage: DurableObjectStorage): number {
+  held.chunks.push(chunk);
+  held.bytes += chunk.byteLength;
+  if (state.pending === undefined) return storeChunk(state, chunk, storage);
+  if (held.bytes <= ATTACHMENT_PENDING_MAX) {
+    state.pending = join(held.chunks, held.bytes);
+    held.chunks = [state.pending];
+    return 0;
+  }
+  // Outgrew the attachment: what it held becomes the first stored piece.
+  const first = state.pending;
+  delete state.pending;
+  return storeChunk(state, first, storage) + storeChunk(state, chunk, storage);
+}
+
+function storeChunk(state: SocketState, chunk: Uint8Array, storage: DurableObjectStorage): number {
+  const index = state.pendingChunks ?? 0;
+  storage.kv.put(pendingKey(state.linkId, index), chunk);
+  state.pendingChunks = index + 1;
+  state.pendingBytes = (state.pendingBytes ?? 0) + chunk.byteLength;
+  return 1;
+}
+
+/** The held packet with the chunk that completes it (or, while its header is incomplete, reframed with it). */
+function completePending(held: Remainder | typeof LOST, chunk: Uint8Array, maximumPacketSize: number): FrameResult {
+  if (held === LOST) return { frames: [], rest: EMPTY, error: LOST_ERROR };
+  // A header still incomplete is at most four bytes: framing it again with the chunk is cheap.
+  if (held.length === undefined) return splitFrames(join(held.chunks, held.bytes), chunk, maximumPacketSize);
+  const need = held.length - held.bytes;
+  const packet = join([...held.chunks, chunk.subarray(0, need)], held.length);
+  const after = splitFrames(EMPTY, chunk.subarray(need), maximumPacketSize);
+  return { ...after, frames: [packet, ...after.frames] };
+}
+
+/** Start a new remainder with the bytes after the last whole packet (a compact copy, from splitFrames). */
+function keepRest(ws: WebSocket, state: SocketState, rest: Uint8Array, storage: DurableObjectStorage): number {
+  if (rest.byteLength === 0) {
+    remainders.delete(ws);
+    return 0;
+  }
+  const length = packetLength(rest, Number.MAX_SAFE_INTEGER).length;
+  remainders.set(ws, { owner: state, chunks: [rest], bytes: rest.byteLength, length });
+  if (rest.byteLength > ATTACHMENT_PENDING_MAX) return storeChunk(state, rest, storage);
+  state.pending = rest;
+  return 0;
+}
+
+function join(chunks: Uint8Array[], bytes: number): Uint8Array {
+  const joined = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk.subarray(0, bytes - at), at);
+    at += Math.min(chunk.byteLength, bytes - at);
+    if (at === bytes) break;
+  }
+  return joined;
+}
+
+/** The first `n` bytes of the pieces (fewer if they hold fewer). */
+function firstBytes(chunks: Uint8Array[], n: number): Uint8Array {
+  const first = chunks[0] ?? EMPTY;
+  if (first.byteLength >= n || chunks.length === 1) return first;
+  const total = chunks.reduce((sum, c) => sum + c.byteLength, 0);
+  return join(chunks, Math.min(n, total));
 }
 
 /** Echo the MQTT WebSocket subprotocol the client offered [MQTT-6.0.0-3]. */
@@ -124,7 +260,19 @@ export function chooseSubprotocol(request: Request): string | undefined {
   return offered.find((p) => p === "mqtt") ?? offered.find((p) => p === "mqttv3.1");
 }
 
-export function acceptSocket(ctx: DurableObjectState, request: Request, state: SocketState, tag: string): Response {
+/**
+ * Accept a client's WebSocket upgrade (hibernatable, tagged `tag`). The CONNECT timeout starts
+ * now: `state.connectBy` is set from `connectTimeoutMs` (by default `CONNECT_TIMEOUT` of the
+ * Worker's env) unless the caller set it.
+ */
+export function acceptSocket(
+  ctx: DurableObjectState,
+  request: Request,
+  state: SocketState,
+  tag: string,
+  connectTimeoutMs: number = connectTimeoutMsFromEnv(env),
+): Response {
+  state.connectBy ??= Date.now() + connectTimeoutMs;
   const pair = new WebSocketPair();
   const client = pair[0];
   const server = pair[1];
@@ -185,12 +333,14 @@ export function admitFirstPacket(
   return { connect: { ...decoded.packet, clientId: admission.clientId }, assigned: admission.assigned };
 }
 
-/** How long a new connection may take to send CONNECT (5.0 3.1.4: close it if it does not). */
-export const CONNECT_TIMEOUT_MS = 10_000;
-
-/** When a socket that has not sent CONNECT yet is closed, if it still has not. */
+/**
+ * When a socket that has not sent CONNECT yet is closed, if it still has not: a fixed time after
+ * the upgrade, whatever bytes trickle in meanwhile (one byte every few seconds must not hold a
+ * socket open forever).
+ */
 export function connectDeadline(state: SocketState): number | undefined {
-  return state.clientId === undefined && !state.closed ? state.lastSeen + CONNECT_TIMEOUT_MS : undefined;
+  if (state.clientId !== undefined || state.closed) return undefined;
+  return state.connectBy ?? state.lastSeen + DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
 /** Close a socket that did not send CONNECT in time. */
@@ -201,7 +351,7 @@ export function closeForConnectTimeout(ws: WebSocket, state: SocketState): void 
 
 /** The first packet must be a CONNECT [MQTT-3.1.0-1]: reject other bytes before waiting for a whole packet. */
 export function startsWithConnect(state: SocketState, message: ArrayBuffer | string): boolean {
-  if (state.clientId !== undefined || state.pending || state.pendingInStorage) return true;
+  if (state.clientId !== undefined || state.pending || state.pendingChunks) return true;
   if (typeof message === "string") return false;
   const first = new Uint8Array(message, 0, Math.min(1, message.byteLength))[0];
   return first === undefined || first === 0x10;
@@ -216,8 +366,8 @@ export function randomId(): string {
   return crypto.randomUUID();
 }
 
-function pendingKey(linkId: string): string {
-  return `pending:${linkId}`;
+function pendingKey(linkId: string, index: number): string {
+  return `pending:${linkId}:${index}`;
 }
 
 const EMPTY = new Uint8Array(0);

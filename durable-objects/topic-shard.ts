@@ -11,6 +11,8 @@ import type { Delivery, Message, SubscribeRequest, Subscription } from "../core/
 import type { QoS } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
 import { Batcher } from "../core/util/batcher";
+import { deliverySize } from "../core/session/outbound";
+import { RPC_CALL_BYTES } from "./config";
 import { Meter } from "./metrics";
 import { decodeJson, encodeJson } from "./storage/json";
 
@@ -238,10 +240,15 @@ export class TopicShardDO extends DurableObject<Env> {
       this.#destinations.delete(clientId); // keep the map in least-recently-used order
     } else {
       const stub = this.env.SESSIONS.get(this.env.SESSIONS.idFromName(clientId));
-      batcher = new Batcher(async (deliveries: Delivery[]) => {
-        const { live } = await stub.deliver(deliveries);
-        return deliveries.map(() => live);
-      });
+      batcher = new Batcher(
+        async (deliveries: Delivery[]) => {
+          const { live } = await stub.deliver(deliveries);
+          return deliveries.map(() => live);
+        },
+        512,
+        deliverySize,
+        RPC_CALL_BYTES,
+      );
       this.#evictIdleDestinations();
     }
     this.#destinations.set(clientId, batcher);

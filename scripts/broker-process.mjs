@@ -124,9 +124,10 @@ export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inher
 
 /**
  * Arguments of `wrangler dev` for a local, offline broker.
- * @param {{ port?: number, persistTo?: string, inspectorPort?: number, configPath?: string }} [options]
+ * @param {{ port?: number, persistTo?: string, inspectorPort?: number, configPath?: string,
+ *           vars?: Record<string, string> }} [options]
  */
-export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath } = {}) {
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath, vars = {} } = {}) {
   return [
     "dev",
     // Another Worker than the broker (e.g. the benchmark's relay); default: ./wrangler.toml.
@@ -140,6 +141,8 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
     ...(inspectorPort !== undefined ? ["--inspector-port", String(inspectorPort)] : []),
     "--show-interactive-dev-session=false",
     "--enable-containers=false",
+    // [vars] overridden for this run (e.g. a short CONNECT_TIMEOUT in a test).
+    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
 }
 
@@ -166,9 +169,11 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  * Either way `pid` is also the process group id (workerd is in it), and `stop()`
  * ends the whole group and resolves when its leader has exited.
  *
+ * `vars`: wrangler.toml [vars] to override for this run, e.g. `{ CONNECT_TIMEOUT: "3" }`.
+ *
  * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
  *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
- *           runtime?: Runtime }} [options]
+ *           runtime?: Runtime, vars?: Record<string, string> }} [options]
  * @returns {Promise<Broker>}
  */
 export async function startBroker({
@@ -180,6 +185,7 @@ export async function startBroker({
   migrate = true,
   configPath,
   runtime = defaultRuntime(),
+  vars = {},
 } = {}) {
   parseRuntime(runtime);
   if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
@@ -193,11 +199,12 @@ export async function startBroker({
       startTimeoutMs,
       ...(onOutput ? { onOutput } : {}),
       ...(configPath !== undefined ? { configPath } : {}),
+      vars,
     });
   }
 
   const inspectorPort = await getFreePort();
-  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, ...(configPath !== undefined ? { configPath } : {}) })], {
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, vars, ...(configPath !== undefined ? { configPath } : {}) })], {
     cwd: ROOT,
     env: brokerEnv(LEAN_DEV_ENV),
     stdio: ["ignore", ...childStdio(stdio, onOutput)],

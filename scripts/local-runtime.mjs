@@ -68,11 +68,12 @@ export function wranglerMiniflarePath() {
  * @param {{ port?: number, persistTo?: string, stdio?: "inherit" | "ignore",
  *           onOutput?: (chunk: string) => void, configPath?: string, inspectorPort?: number,
  *           observability?: boolean, startTimeoutMs?: number, healthPath?: string,
- *           mqttPath?: string }} [options]
+ *           mqttPath?: string, vars?: Record<string, string> }} [options]
  *   `configPath`: the wrangler configuration file (default: the broker's wrangler.toml);
  *   `inspectorPort`: open workerd's DevTools inspector there (default: none);
  *   `observability`: Miniflare's local trace collector, which `wrangler dev` turns on by
- *   default (X_LOCAL_OBSERVABILITY) and which costs most of its CPU per message (default: off).
+ *   default (X_LOCAL_OBSERVABILITY) and which costs most of its CPU per message (default: off);
+ *   `vars`: [vars] of the configuration to override, e.g. `{ CONNECT_TIMEOUT: "3" }`.
  * @returns {Promise<LocalRuntime>}
  */
 export async function startLocalRuntime({
@@ -86,6 +87,7 @@ export async function startLocalRuntime({
   startTimeoutMs = 60_000,
   healthPath = "/health",
   mqttPath = "/mqtt",
+  vars = {},
 } = {}) {
   const tmpRoot = join(ROOT, ".wrangler", "tmp");
   await mkdir(tmpRoot, { recursive: true });
@@ -94,6 +96,7 @@ export async function startLocalRuntime({
   const args = [SELF, "serve", "--config", resolve(configPath), "--bundle", bundleDir, "--port", String(port), "--persist-to", resolve(persistTo)];
   if (inspectorPort !== undefined) args.push("--inspector-port", String(inspectorPort));
   if (observability) args.push("--observability");
+  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}=${value}`);
   const child = spawn(nodeBinary(), args, {
     cwd: ROOT,
     env: brokerEnv(),
@@ -131,6 +134,7 @@ async function serve(argv) {
   const persistTo = required(argFromArgs("--persist-to", argv), "--persist-to");
   const inspector = argFromArgs("--inspector-port", argv);
   const observability = argv.includes("--observability");
+  const vars = varsFromArgs(argv);
 
   // Bundling (a wrangler child process) and loading wrangler and Miniflare here overlap.
   let bundleLog = "";
@@ -150,6 +154,8 @@ async function serve(argv) {
   });
   // The bundle is self-contained: module rules were applied when bundling.
   const { modulesRules: _rules, ...bindingsAndSettings } = workerOptions;
+  // [vars] overridden for this run (wrangler dev's `--var`).
+  bindingsAndSettings.bindings = Object.assign({}, bindingsAndSettings.bindings, vars);
   const scriptPath = await mainModule(bundleDir, wranglerConfig.main);
 
   const options = convertV4MiniflareOptions({
@@ -204,6 +210,22 @@ async function mainModule(bundleDir, main) {
   const entry = scripts.length === 1 ? scripts[0] : scripts.find((f) => f === fromMain);
   if (!entry) throw new Error(`no entry module among ${scripts.join(", ") || "(none)"} in ${bundleDir}`);
   return join(bundleDir, entry);
+}
+
+/**
+ * Every `--var NAME=VALUE` in argv.
+ * @param {string[]} argv
+ * @returns {Record<string, string>}
+ */
+function varsFromArgs(argv) {
+  /** @type {Record<string, string>} */
+  const vars = {};
+  argv.forEach((arg, i) => {
+    const pair = arg === "--var" ? (argv[i + 1] ?? "") : "";
+    const at = pair.indexOf("=");
+    if (at > 0) vars[pair.slice(0, at)] = pair.slice(at + 1);
+  });
+  return vars;
 }
 
 /**

@@ -20,6 +20,14 @@ export interface Env {
   MAX_TOPIC_LENGTH?: string;
   MAX_TOPIC_LEVELS?: string;
   MAX_SUBSCRIPTIONS_PER_CLIENT?: string;
+  MAX_QUEUED_BYTES?: string;
+  MAX_INFLIGHT_MESSAGES?: string;
+  MAX_INFLIGHT_BYTES?: string;
+  MAX_CLIENT_BACKLOG_BYTES?: string;
+  MAX_PUBLISH_RATE?: string;
+  MAX_PUBLISH_BYTES_RATE?: string;
+  /** Seconds a new connection may take to send CONNECT (default 10). */
+  CONNECT_TIMEOUT?: string;
 }
 
 /** Hono environment shared by every router of the Worker. */

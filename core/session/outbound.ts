@@ -1,7 +1,7 @@
 import { utf8Length } from "../mqtt/codec/utf8";
 import type { QoS } from "../mqtt/packets";
 import type { OutboundEntry, OutboundState, SessionStore } from "./store";
-import type { Delivery } from "./types";
+import type { Delivery, Message } from "./types";
 
 interface InFlight {
   seq: number;
@@ -10,9 +10,14 @@ interface InFlight {
   size: number;
 }
 
-/** What a delivery weighs against the byte bounds of the window and the queue: its topic and payload. */
+/** What a message weighs against byte bounds: its topic and payload. */
+export function messageSize(message: Message): number {
+  return message.payload.byteLength + utf8Length(message.topic);
+}
+
+/** What a delivery weighs against the byte bounds of the window and the queue. */
 export function deliverySize(delivery: Delivery): number {
-  return delivery.message.payload.byteLength + utf8Length(delivery.message.topic);
+  return messageSize(delivery.message);
 }
 
 /**

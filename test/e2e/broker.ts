@@ -17,7 +17,12 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
-export async function startTestBroker(): Promise<TestBroker> {
+/** `vars`: wrangler.toml [vars] to override for this broker, e.g. `{ CONNECT_TIMEOUT: "3" }`. */
+export interface TestBrokerOptions {
+  vars?: Record<string, string>;
+}
+
+export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-e2e-"));
   const port = await getFreePort();
   let log = "";
@@ -27,7 +32,7 @@ export async function startTestBroker(): Promise<TestBroker> {
   };
   let broker: Broker;
   try {
-    broker = await startBroker({ port, persistTo, onOutput });
+    broker = await startBroker({ port, persistTo, onOutput, ...(options.vars && { vars: options.vars }) });
   } catch (err) {
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);
@@ -46,10 +51,10 @@ export async function startTestBroker(): Promise<TestBroker> {
 }
 
 /** One broker for the calling test file: started before its tests, stopped after. */
-export function useBroker(): () => TestBroker {
+export function useBroker(options: TestBrokerOptions = {}): () => TestBroker {
   let broker: TestBroker | undefined;
   beforeAll(async () => {
-    broker = await startTestBroker();
+    broker = await startTestBroker(options);
   });
   afterAll(async () => {
     await broker?.stop();

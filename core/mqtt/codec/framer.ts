@@ -74,3 +74,32 @@ export function splitFrames(
 function failure(frames: Uint8Array[], reasonCode: number, message: string): FrameResult {
   return { frames, rest: EMPTY, error: { reasonCode, message } };
 }
+
+/**
+ * The whole length (fixed header included) of the packet whose first bytes are `head`, read
+ * from its Remaining Length (section 1.5.5), with the checks `splitFrames` makes. Neither
+ * `length` nor `error` while the Remaining Length continues in bytes not received yet. Lets a
+ * caller keep a long partial packet as the pieces it arrived in and join them once, when the
+ * last one is there, instead of joining the remainder with every piece.
+ */
+export function packetLength(
+  head: Uint8Array,
+  maximumPacketSize: number = MAX_PACKET_SIZE,
+): { length?: number; error?: ProtocolViolation } {
+  let remaining = 0;
+  let mul = 1;
+  for (let i = 1; i < Math.min(head.length, 5); i++) {
+    const b = head[i]!;
+    remaining += (b & 0x7f) * mul;
+    mul *= 128;
+    if ((b & 0x80) !== 0) continue;
+    const length = i + 1 + remaining;
+    if (length > maximumPacketSize) {
+      const message = `Packet of ${length} bytes exceeds Maximum Packet Size ${maximumPacketSize}`;
+      return { error: { reasonCode: ReasonCode.PacketTooLarge, message } };
+    }
+    return { length };
+  }
+  if (head.length < 5) return {};
+  return { error: { reasonCode: ReasonCode.MalformedPacket, message: "Remaining Length longer than four bytes" } };
+}

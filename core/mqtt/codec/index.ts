@@ -2,7 +2,7 @@
 export type { DecodeResult, ProtocolViolation } from "./errors";
 export { type DecodeOptions, decodePacket } from "./decode";
 export { encodePacket } from "./encode";
-export { type FrameResult, splitFrames } from "./framer";
+export { type FrameResult, packetLength, splitFrames } from "./framer";
 export { validateTopicFilter, validateTopicName } from "./topic-syntax";
 export { isWellFormedUtf8 } from "./utf8";
 export { PROPERTIES, type PropertyDef } from "./properties";
