@@ -45,7 +45,7 @@ export const defaultLimits: BrokerLimits = {
   maximumPacketSize: 1024 * 1024,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
-  maxInflightMessages: 64,
+  maxInflightMessages: 1000,
   maxInflightBytes: 4 * 1024 * 1024,
   maxClientBacklogBytes: 1024 * 1024,
   publishRate: 100,
