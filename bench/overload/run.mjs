@@ -115,7 +115,10 @@ function numberOption(name, fallback) {
 const rate = numberOption("--rate", undefined);
 /** `--var NAME=VALUE` (repeatable): wrangler.toml [vars] overridden for every broker started. */
 const vars = Object.fromEntries(
-  args.flatMap((a, i) => (a === "--var" && args[i + 1]?.includes("=") ? [args[i + 1].split(/=(.*)/s).slice(0, 2)] : [])),
+  args.flatMap((a, i) => {
+    const pair = a === "--var" ? args[i + 1] : undefined;
+    return pair?.includes("=") ? [pair.split(/=(.*)/s).slice(0, 2)] : [];
+  }),
 );
 const root = resolve(option("--root") ?? OWN_ROOT);
 const out = resolve(option("--out") ?? join(OWN_ROOT, "bench", "results", "overload.json"));
