@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
-import type { ProtocolViolation } from "../core/mqtt/codec";
+import { encodePacket, type ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode } from "../core/mqtt/packets";
 import { Batcher, piecesOf } from "../core/util/batcher";
 import type { BrokerLimits } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { connectTimeoutMsFromEnv, limitsFromEnv, RPC_CALL_BYTES } from "./config";
-import { admitPublishes, socketBacklog } from "./flow";
+import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
 import type { SessionDO } from "./session";
 import {
@@ -39,7 +39,7 @@ const LIVENESS_CHECK_MS = 3_600_000;
 /** When telling the session that the connection ended failed, how soon the alarm tries again. */
 const LINK_LOST_RETRY_MS = 5_000;
 /** The relay's socket attachment: also whether the session's CONNACK has been forwarded yet. */
-type RelayState = SocketState & { connackSent?: boolean };
+type RelayState = SocketState & { connackSent?: boolean; protocolVersion?: number };
 
 /**
  * Holds the socket of a client that connected to plain `/mqtt`, whose client identifier is
@@ -52,6 +52,7 @@ export class ConnectionDO extends DurableObject<Env> {
   #session: DurableObjectStub<SessionDO> | undefined;
   #toSession: Batcher<Inbound, undefined> | undefined;
   readonly #meter: Meter;
+  readonly #dropLog = new DropLog();
   /** Set when a CONNECT timeout closed the socket: the object is reset once the close completes (#reset). */
   #resetOnClose = false;
 
@@ -122,6 +123,11 @@ export class ConnectionDO extends DurableObject<Env> {
         const relayed = piecesOf(relay, RPC_CALL_BYTES).map((piece, i, all) =>
           this.#relay(state.clientId!, state.linkId).push({ frames: piece, ...(error && i === all.length - 1 && { error }) }),
         );
+        // Refused for its rate: closed now, not once the session has answered, which under a
+        // flood is long after (the client keeps sending meanwhile, and each message costs the
+        // runtime an event). The session still gets the error after the admitted packets, and
+        // ends the session's connection as for any protocol error (Will, presence).
+        if (refusal) this.#refuse(ws, state.clientId, refusal, now);
         await Promise.all(relayed);
       } else if (pongs > 0) {
         await this.#toSession?.settled();
@@ -134,11 +140,22 @@ export class ConnectionDO extends DurableObject<Env> {
     if (pongs > 0) safeSend(ws, new Array<Uint8Array>(pongs).fill(PINGRESP));
   }
 
+  /** Close a connection refused for its publish rate: DISCONNECT with the reason first in 5.0. */
+  #refuse(ws: WebSocket, clientId: string, refusal: ProtocolViolation, now: number): void {
+    this.#meter.drop(clientId, "rate", 1);
+    this.#dropLog.note(clientId, "rate", 1, now);
+    if ((readState(ws) as RelayState | undefined)?.protocolVersion === 5) {
+      safeSend(ws, [encodePacket({ type: "disconnect", reasonCode: refusal.reasonCode, properties: { reasonString: refusal.message } }, 5)]);
+    }
+    safeClose(ws, 1000, `reason 0x${refusal.reasonCode.toString(16)}`);
+  }
+
   async #connect(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {
     const admitted = admitFirstPacket(ws, frame, this.#limits.maximumPacketSize);
     if (!admitted) return false;
     const { connect, assigned } = admitted;
     state.clientId = connect.clientId;
+    (state as RelayState).protocolVersion = connect.protocolVersion;
     writeState(ws, state);
     // Kept outside the socket too: if the runtime restarts, the socket is gone and the
     // alarm uses this to tell the session its connection was lost.

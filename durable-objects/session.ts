@@ -214,10 +214,8 @@ export class SessionDO extends DurableObject<Env> {
       this.#apply(this.#packetEffects(frame, now));
     }
     if (error && this.#currentLink()?.linkId === linkId) {
-      // A relayed client over its publish rate: its ConnectionDO refused it (0x96 / 0x97).
-      if (error.reasonCode === ReasonCode.MessageRateTooHigh || error.reasonCode === ReasonCode.QuotaExceeded) {
-        this.#rateLimited(this.#session.record!.clientId, now);
-      }
+      // A framing error, or a refusal for the publish rate (0x96 / 0x97: the ConnectionDO has
+      // counted it and closed the socket already).
       this.#apply(this.#session.protocolError(error.reasonCode, error.message, now));
     }
   }
