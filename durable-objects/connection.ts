@@ -52,13 +52,14 @@ export class ConnectionDO extends DurableObject<Env> {
   #session: DurableObjectStub<SessionDO> | undefined;
   #toSession: Batcher<Inbound, undefined> | undefined;
   readonly #meter: Meter;
-  readonly #dropLog = new DropLog();
+  readonly #drops: DropLog;
   /** Set when a CONNECT timeout closed the socket: the object is reset once the close completes (#reset). */
   #resetOnClose = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#meter = new Meter(ctx, env, "connection");
+    this.#drops = new DropLog(this.#meter);
     this.#limits = limitsFromEnv(env);
   }
 
@@ -142,8 +143,7 @@ export class ConnectionDO extends DurableObject<Env> {
 
   /** Close a connection refused for its publish rate: DISCONNECT with the reason first in 5.0. */
   #refuse(ws: WebSocket, clientId: string, refusal: ProtocolViolation, now: number): void {
-    this.#meter.drop(clientId, "rate", 1);
-    this.#dropLog.note(clientId, "rate", 1, now);
+    this.#drops.record(clientId, "rate", 1, now);
     if ((readState(ws) as RelayState | undefined)?.protocolVersion === 5) {
       safeSend(ws, [encodePacket({ type: "disconnect", reasonCode: refusal.reasonCode, properties: { reasonString: refusal.message } }, 5)]);
     }

@@ -1,5 +1,6 @@
 import { PublishLimiter, type RateRefusal } from "../core/policy";
 import type { BrokerLimits, DropKind } from "../core/session/types";
+import type { Meter } from "./metrics";
 
 /**
  * The platform side of flow control for the object that holds a client's socket: the
@@ -53,13 +54,19 @@ export function socketBacklog(ws: WebSocket | undefined): number {
 const EPISODE_GAP_MS = 60_000;
 
 /**
- * Logs the first drop of each episode per client and kind, with the client identifier; the
- * counts go to the metrics (GET /metrics, `drops`).
+ * Drops and rate refusals of the clients an object serves: counted in its Meter (GET /metrics,
+ * `drops`), and logged with the client identifier once per episode per client and kind.
  */
 export class DropLog {
+  readonly #meter: Meter;
   readonly #lastDrop = new Map<string, number>();
 
-  note(clientId: string, kind: DropKind | "rate", count: number, now: number): void {
+  constructor(meter: Meter) {
+    this.#meter = meter;
+  }
+
+  record(clientId: string, kind: DropKind | "rate", count: number, now: number): void {
+    this.#meter.drop(clientId, kind, count);
     const key = `${kind}\u0000${clientId}`;
     const last = this.#lastDrop.get(key);
     this.#lastDrop.delete(key); // kept in least-recently-dropped order

@@ -74,12 +74,13 @@ export class SessionDO extends DurableObject<Env> {
   #storeGroup: PendingDeliver[] | undefined;
   /** A relayed client's socket backlog, as its ConnectionDO last reported it. */
   #remoteBuffered = 0;
-  readonly #dropLog = new DropLog();
+  readonly #drops: DropLog;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#limits = limitsFromEnv(env);
     this.#meter = new Meter(ctx, env, "session");
+    this.#drops = new DropLog(this.#meter);
     this.#meter.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
     this.#session = new Session(new SqlSessionStore(this.#meter.sql), this.#limits);
     this.#router = new Router(env);
@@ -119,7 +120,7 @@ export class SessionDO extends DurableObject<Env> {
       if (!this.#handleLocalFrame(ws, state, frame, now)) return;
     }
     const error = refusal ?? framed.error;
-    if (refusal && state.clientId !== undefined) this.#rateLimited(state.clientId, now);
+    if (refusal && state.clientId !== undefined) this.#drops.record(state.clientId, "rate", 1, now);
     if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
   }
 
@@ -284,12 +285,6 @@ export class SessionDO extends DurableObject<Env> {
     return waiting + (this.#relays.get(link.linkId)?.queuedWeight ?? 0) + this.#remoteBuffered;
   }
 
-  /** A client refused for its publish rate: counted and logged (the refusal closes it). */
-  #rateLimited(clientId: string, now: number): void {
-    this.#meter.drop(clientId, "rate", 1);
-    this.#dropLog.note(clientId, "rate", 1, now);
-  }
-
   // ------------------------------------------------------------ timers
 
   override async alarm(): Promise<void> {
@@ -406,8 +401,7 @@ export class SessionDO extends DurableObject<Env> {
           this.ctx.waitUntil(recordPresence(this.env, effect.event));
           break;
         case "dropped":
-          this.#meter.drop(effect.clientId, effect.drop, effect.count);
-          this.#dropLog.note(effect.clientId, effect.drop, effect.count, Date.now());
+          this.#drops.record(effect.clientId, effect.drop, effect.count, Date.now());
           break;
         case "ended":
           // A CONNECT with Clean Start ends the old session and starts a new one on the link

@@ -47,13 +47,14 @@ export interface RateRefusal {
 
 /**
  * How many seconds of the rate a client may send in one burst: a device flushing what it
- * queued while offline, a batch of readings. Measured (bench/overload, fairness: five MQTT.js
- * clients flooding plain `/mqtt` at once): with 2 s the broker routed 1,225 of their messages
- * before refusing them, with 1 s 690; the bystander's worst round trip stayed about 0.85 s,
- * most of it the flood's WebSocket messages themselves, which the runtime delivers until the
- * clients see the close.
+ * queued while offline, a client pipelining a batch (200 QoS 1 messages at once at the
+ * default rate). A token bucket cannot tell such a batch from the start of a flood, so the
+ * burst is also what a flooding client gets routed before it is refused: measured in
+ * bench/overload (fairness, five MQTT.js clients flooding plain `/mqtt`), 2 s let them route
+ * 1,225 messages and 1 s 690, for a worst bystander round trip of 0.6 to 0.9 s either way
+ * (docs/benchmarks.md, "Overload").
  */
-export const BURST_SECONDS = 1;
+export const BURST_SECONDS = 2;
 
 /**
  * One connection's publish budget: a bucket of messages and one of bytes, each holding

@@ -36,7 +36,7 @@ describe("PublishLimiter", () => {
 
   it("bytes beyond the byte rate are refused with 0x97 Quota exceeded", () => {
     const l = new PublishLimiter({ ...limits, publishRate: 0 }, T0);
-    expect(l.admit(10_000, T0)).toBeUndefined(); // the burst: 1 s of 10,000 B/s
+    expect(l.admit(20_000, T0)).toBeUndefined(); // the burst: 2 s of 10,000 B/s
     expect(l.admit(1, T0)?.reasonCode).toBe(0x97);
   });
 
