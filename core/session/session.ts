@@ -13,15 +13,12 @@ import {
 import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
 import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
 import { to311ReturnCode } from "./admit";
-import { DropCount, effectList } from "./drops";
-import { Outbound, deliverySize } from "./outbound";
-import type { ConnectionState, OutboundEntry, SessionRecord, SessionStore } from "./store";
+import { MAX_PACKET_ID, OutboundFlow } from "./deliver";
+import { Outbound } from "./outbound";
+import type { ConnectionState, SessionRecord, SessionStore } from "./store";
 import type { BrokerLimits, Delivery, Effect, Message, MessageProperties, SubscribeRequest, Subscription } from "./types";
 
 const NEVER = 0xffffffff;
-const MAX_PACKET_ID = 0xffff;
-/** Queued messages read from the store at once when the window has room. */
-const DRAIN_BATCH = 8;
 /** The largest packet MQTT can express: remaining length 268,435,455 plus a 5-byte header. */
 const PROTOCOL_MAX_PACKET = 268_435_460;
 
@@ -51,7 +48,6 @@ export class Session {
   readonly #limits: BrokerLimits;
   #record: SessionRecord | undefined;
   #loaded = false;
-  #lastPacketId: number | undefined;
   #nextTicket = 1;
   /** Inbound QoS 1/2 publishes being routed, in arrival order: acks go out in that order [MQTT-4.6.0-2]. */
   #pendingAcks: PendingAck[] = [];
@@ -59,18 +55,26 @@ export class Session {
 
   readonly #topicLimits: TopicLimits;
   readonly #outbound: Outbound;
+  /** Outbound delivery: the in-flight window, the queue and the PUBLISH packets to the client. */
+  readonly #flow: OutboundFlow;
   #qos2Count: number | undefined;
 
   /** Makes the identifiers of inbound QoS 2 messages (see Message.messageId). */
   readonly #newMessageId: () => string;
-  /** When remembered message identifiers were last pruned (epoch ms). */
-  #prunedAt = 0;
 
   constructor(store: SessionStore, limits: BrokerLimits, newMessageId: () => string = randomMessageId) {
     this.#newMessageId = newMessageId;
     this.#store = store;
     this.#outbound = new Outbound(store);
     this.#limits = limits;
+    this.#flow = new OutboundFlow({
+      store,
+      outbound: this.#outbound,
+      limits,
+      record: () => this.record,
+      save: (record) => this.#save(record),
+      ack: (type, packetId, reasonCode) => this.#ack(type, packetId, reasonCode),
+    });
     this.#topicLimits = { maxBytes: limits.maxTopicLength, maxLevels: limits.maxTopicLevels };
   }
 
@@ -188,7 +192,7 @@ export class Session {
       ...(packet.will && { will: packet.will }),
     };
     this.#save(next);
-    this.#lastPacketId = next.lastPacketId;
+    this.#flow.lastPacketId = next.lastPacketId;
     this.#pendingAcks = [];
     this.#pendingSubscribes.clear();
 
@@ -226,8 +230,8 @@ export class Session {
       },
     });
     // Resend unacknowledged messages with DUP, then the queue [MQTT-4.4.0-1].
-    effects.push(...this.#resendInFlight(now));
-    effects.push(...this.#drain(now));
+    effects.push(...this.#flow.resendInFlight(now));
+    effects.push(...this.#flow.drain(now));
     return effects;
   }
 
@@ -424,7 +428,7 @@ export class Session {
     const entry = this.#outbound.byPacketId(packet.packetId);
     if (!entry || entry.qos !== 1) return [];
     this.#outbound.complete(packet.packetId); // the packet identifier becomes free (5.0 4.3.2)
-    return this.#drain(now);
+    return this.#flow.drain(now);
   }
 
   #onPubrec(packet: AckPacket, now: number): Effect[] {
@@ -435,7 +439,7 @@ export class Session {
     if ((packet.reasonCode ?? 0) >= 0x80) {
       // The receiver refused the message: the exchange ends here (5.0 4.3.3).
       this.#outbound.complete(packet.packetId);
-      return this.#drain(now);
+      return this.#flow.drain(now);
     }
     this.#outbound.markReleased(packet.packetId);
     return [this.#ack("pubrel", packet.packetId, ReasonCode.Success)]; // [MQTT-4.3.3-4]
@@ -445,7 +449,7 @@ export class Session {
     const entry = this.#outbound.byPacketId(packet.packetId);
     if (!entry || entry.state !== "released") return [];
     this.#outbound.complete(packet.packetId);
-    return this.#drain(now);
+    return this.#flow.drain(now);
   }
 
   // ---------------------------------------------------------------- SUBSCRIBE
@@ -561,7 +565,7 @@ export class Session {
     const effects: Effect[] = [];
     record.connected = false;
     delete record.connection;
-    record.lastPacketId = this.#lastPacketId ?? record.lastPacketId;
+    record.lastPacketId = this.#flow.lastPacketId ?? record.lastPacketId;
     this.#pendingAcks = [];
     this.#pendingSubscribes.clear();
 
@@ -622,12 +626,12 @@ export class Session {
     this.#outbound.reset();
     this.#qos2Count = undefined;
     this.#record = undefined;
-    this.#lastPacketId = undefined;
+    this.#flow.lastPacketId = undefined;
     effects.push({ kind: "ended" });
     return effects;
   }
 
-  // ---------------------------------------------------------------- delivery
+  // ---------------------------------------------------------------- delivery (deliver.ts)
 
   /**
    * Messages routed to this session. QoS 1/2 ones are stored before this returns, which is
@@ -635,184 +639,10 @@ export class Session {
    * no session any more, so the caller can forget the stale subscription.
    */
   deliver(deliveries: Delivery[], now: number, backlog = 0): { effects: Effect[]; live: boolean } {
-    const record = this.record;
-    if (!record) return { effects: [], live: false };
-    const effects: Effect[] = [];
-    this.#pruneSeenMessages(now);
-    const fresh = deliveries.some((d) => d.message.messageId !== undefined) ? this.#dropCopies(deliveries, now) : deliveries;
-    const drops = new DropCount(record.clientId);
-    // Bytes on their way to the client: the host's figure, plus what this call sends.
-    let pending = backlog;
-    for (const d of fresh) {
-      if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
-      if (!record.connected) {
-        // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest (5.0 3.1.2.4 allows a limit).
-        if (d.qos === 0) continue;
-        drops.add("queue", this.#enqueueBounded(d));
-        continue;
-      }
-      const sent =
-        d.qos === 0
-          ? pending > this.#limits.maxClientBacklogBytes
-            ? drops.add("qos0", 1) // the client does not keep up: QoS 0 goes first
-            : this.#publishEffect(d, undefined, false, now)
-          : this.#deliverNow(d, now, drops);
-      for (const effect of effectList(sent)) {
-        if (effect.kind === "send") pending += effect.bytes.byteLength;
-        effects.push(effect);
-      }
-    }
-    effects.push(...drops.effects());
-    return { effects, live: true };
+    return this.#flow.deliver(deliveries, now, backlog);
   }
 
-  /**
-   * A QoS 2 message routed again after the broker crashed under its publisher: drop what was
-   * taken in already, remember the rest. Within one call a message may come more than once (a
-   * shared and a plain subscription), which is not a copy.
-   */
-  #dropCopies(deliveries: Delivery[], now: number): Delivery[] {
-    const fresh = deliveries.filter((d) => d.message.messageId === undefined || !this.#store.seenMessage(d.message.messageId));
-    for (const d of fresh) if (d.message.messageId !== undefined) this.#store.rememberMessage(d.message.messageId, now);
-    return fresh;
-  }
-
-  /** Identifiers are kept for SEEN_MESSAGE_MS; pruned at most once a minute. */
-  #pruneSeenMessages(now: number): void {
-    if (now - this.#prunedAt < 60_000) return;
-    this.#prunedAt = now;
-    this.#store.forgetMessagesBefore(now - SEEN_MESSAGE_MS);
-  }
-
-  /** Queued within the queue's bounds; returns how many messages that dropped. */
-  #enqueueBounded(d: Delivery): number {
-    return this.#outbound.addQueued(d, this.#limits.maxQueuedMessages, this.#limits.maxQueuedBytes);
-  }
-
-  /**
-   * The in-flight window towards the client: the smaller of its Receive Maximum
-   * [MQTT-4.9.0-2] and the broker's own bound, in messages and in bytes. What does not fit
-   * waits in the queue (storage), so a backlog of any size leaves in pieces as the client
-   * acknowledges, never all at once.
-   */
-  #windowHasRoom(size: number): boolean {
-    const conn = this.record!.connection!;
-    return this.#outbound.hasRoom(Math.min(conn.receiveMaximum, this.#limits.maxInflightMessages), this.#limits.maxInflightBytes, size);
-  }
-
-  /** Send queued QoS 1/2 messages while the window allows. */
-  #drain(now: number): Effect[] {
-    const conn = this.record?.connection;
-    if (!conn) return [];
-    const effects: Effect[] = [];
-    // An entry dropped (expired, too large) frees its place for the next one: read again.
-    for (;;) {
-      const free = Math.min(conn.receiveMaximum, this.#limits.maxInflightMessages) - this.#outbound.inFlightCount;
-      // A few at a time: a stored message may be as large as the maximum packet size.
-      const batch = free > 0 ? this.#outbound.queued(Math.min(free, DRAIN_BATCH)) : [];
-      if (batch.length === 0) return effects;
-      for (const entry of batch) {
-        if (!this.#windowHasRoom(deliverySize(entry.delivery))) return effects;
-        const send = this.#sendStored(entry.delivery, now);
-        if (!send) {
-          this.#outbound.dropQueued(entry);
-          continue;
-        }
-        this.#outbound.markSent(entry, send.packetId);
-        effects.push(send.effect);
-      }
-    }
-  }
-
-  /**
-   * A QoS 1/2 delivery with room in the window and nothing queued before it: stored directly
-   * as in flight (one row written, one deleted on acknowledgement).
-   */
-  #deliverNow(d: Delivery, now: number, drops: DropCount): Effect[] {
-    if (this.#outbound.queuedCount > 0 || !this.#windowHasRoom(deliverySize(d))) {
-      drops.add("queue", this.#enqueueBounded(d));
-      return this.#drain(now);
-    }
-    const send = this.#sendStored(d, now);
-    if (!send) return [];
-    this.#outbound.addSent(d, send.packetId);
-    return [send.effect];
-  }
-
-  /** The PUBLISH for a stored delivery with a fresh packet identifier; undefined when it must be dropped. */
-  #sendStored(d: Delivery, now: number): { effect: Effect; packetId: number } | undefined {
-    if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) return undefined; // [MQTT-3.3.2-5]
-    const packetId = this.#allocatePacketId();
-    // Too large for the client: discarded as if delivered [MQTT-3.1.2-25].
-    const effect = this.#publishEffect(d, packetId, false, now);
-    return effect && { effect, packetId };
-  }
-
-  #resendInFlight(now: number): Effect[] {
-    const conn = this.record?.connection;
-    if (!conn) return [];
-    const effects: Effect[] = [];
-    for (const entry of this.#outbound.inFlightEntries()) effects.push(...this.#resend(entry, now));
-    return effects;
-  }
-
-  #resend(entry: OutboundEntry, now: number): Effect[] {
-    if (entry.state === "released") return [this.#ack("pubrel", entry.packetId!, ReasonCode.Success)];
-    const send = this.#publishEffect(entry.delivery, entry.packetId, true, now); // [MQTT-3.3.1-1] DUP on redelivery
-    if (send) return [send];
-    this.#outbound.complete(entry.packetId!);
-    return [];
-  }
-
-  #publishEffect(d: Delivery, packetId: number | undefined, dup: boolean, now: number): Effect | undefined {
-    const record = this.record!;
-    const conn = record.connection!;
-    const m = d.message;
-    const v = record.protocolVersion;
-    const properties: Properties = {};
-    if (v === 5) {
-      Object.assign(properties, m.properties);
-      if (m.expiresAt !== undefined) {
-        // The interval sent is what remains of it [MQTT-3.3.2-6].
-        properties.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
-      }
-      if (d.subscriptionIds?.length) properties.subscriptionIdentifiers = d.subscriptionIds;
-    }
-    let topic = m.topic;
-    let newAlias: number | undefined;
-    if (v === 5 && conn.topicAliasMaximum > 0) {
-      const alias = conn.outboundAliases[topic];
-      if (alias !== undefined) {
-        properties.topicAlias = alias;
-        topic = "";
-      } else {
-        const used = Object.keys(conn.outboundAliases).length;
-        if (used < conn.topicAliasMaximum) {
-          // First use of an alias carries the topic too [MQTT-3.3.2-12].
-          newAlias = used + 1;
-          properties.topicAlias = newAlias;
-        }
-      }
-    }
-    const packet: PublishPacket = {
-      type: "publish",
-      topic,
-      payload: m.payload,
-      qos: d.qos,
-      retain: d.retain,
-      dup: dup && d.qos > 0,
-      ...(packetId !== undefined && { packetId }),
-      ...(v === 5 && Object.keys(properties).length > 0 && { properties }),
-    };
-    const bytes = encodePacket(packet, v);
-    if (bytes.byteLength > conn.maximumPacketSize) return undefined;
-    if (newAlias !== undefined) {
-      // Only a PUBLISH actually sent tells the client the alias.
-      conn.outboundAliases[m.topic] = newAlias;
-      this.#save(record);
-    }
-    return { kind: "send", packet, bytes };
-  }
+  // ---------------------------------------------------------------- inbound QoS 2
 
   /** Inbound QoS 2 identifiers awaiting PUBREL: counted once from the store, then kept in step. */
   #inboundQos2Count(): number {
@@ -824,16 +654,6 @@ export class Session {
     const known = this.#store.deleteInboundQos2(packetId);
     if (known) this.#qos2Count = this.#inboundQos2Count() - 1;
     return known;
-  }
-
-  #allocatePacketId(): number {
-    let id = this.#lastPacketId ?? this.record?.lastPacketId ?? 0;
-    for (let tries = 0; tries < MAX_PACKET_ID; tries++) {
-      id = id >= MAX_PACKET_ID ? 1 : id + 1;
-      if (!this.#outbound.inUse(id)) break; // [MQTT-2.2.1-3] not in use
-    }
-    this.#lastPacketId = id;
-    return id;
   }
 
   // ---------------------------------------------------------------- helpers
@@ -892,14 +712,6 @@ function willMessage(will: NonNullable<SessionRecord["will"]>, clientId: string,
     ...(p.messageExpiryInterval !== undefined && { expiresAt: now + p.messageExpiryInterval * 1000 }),
   };
 }
-
-/**
- * How long a session remembers the QoS 2 messages it took in. A message is routed again only
- * when its publisher retransmits it after a crash of the broker, which it does when it
- * reconnects: an hour covers that, and a publisher that comes back later may see its one
- * in-doubt message twice.
- */
-const SEEN_MESSAGE_MS = 3_600_000;
 
 /** A random identifier from the platform: Node, workerd and browsers have `crypto.randomUUID` (core is built without their types). */
 function randomMessageId(): string {
