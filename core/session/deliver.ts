@@ -140,8 +140,13 @@ export class OutboundFlow {
     // An entry dropped (expired, too large) frees its place for the next one: read again.
     for (;;) {
       const free = Math.min(conn.receiveMaximum, this.#host.limits.maxInflightMessages) - outbound.inFlightCount;
-      // A few at a time: a stored message may be as large as the maximum packet size.
-      const batch = free > 0 ? outbound.queued(Math.min(free, DRAIN_BATCH)) : [];
+      // A few at a time: a stored message may be as large as the maximum packet size. And no
+      // more than the bytes left in the window take, at the queue's average size: a window
+      // full in bytes reads (and decodes) nothing; the next acknowledgement drains again.
+      const bytesLeft = this.#host.limits.maxInflightBytes - outbound.inFlightBytes;
+      const average = outbound.queuedCount > 0 ? outbound.queuedBytes / outbound.queuedCount : 0;
+      const fit = outbound.inFlightCount === 0 || average === 0 ? DRAIN_BATCH : Math.floor(bytesLeft / average);
+      const batch = free > 0 && fit > 0 ? outbound.queued(Math.min(free, fit, DRAIN_BATCH)) : [];
       if (batch.length === 0) return effects;
       for (const entry of batch) {
         if (!this.#windowHasRoom(deliverySize(entry.delivery))) return effects;
