@@ -18,7 +18,7 @@
 //   --out FILE         another JSON path
 //
 // The machine is shared and noisy: compare figures of ONE run (ratios), not across runs.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import * as brokerProcess from "../scripts/broker-process.mjs";
 import { argFromArgs, getFreePort, NO_NETWORK_ENV, ROOT, startBroker } from "../scripts/broker-process.mjs";
 import { cpuDelta, fdKinds, openFileLimit, treeCpu, treePids, treeRss } from "./lib/proc.mjs";
+import { packageVersion, workerdVersion } from "./lib/versions.mjs";
 import { bundleCodec, startWorker } from "./lib/workers.mjs";
 /** @typedef {import("./lib/workers.mjs").Worker} Worker */
 
@@ -572,23 +573,15 @@ function httpOf(url) {
 
 function machine() {
   const require = createRequire(join(ROOT, "package.json"));
-  const version = (/** @type {string} */ p) => {
-    try {
-      return JSON.parse(readFileSync(p, "utf8")).version;
-    } catch {
-      return null;
-    }
-  };
-  let workerd = null;
-  try {
-    const wranglerPkg = require.resolve("wrangler/package.json");
-    const miniflarePkg = createRequire(wranglerPkg).resolve("miniflare/package.json");
-    workerd = version(createRequire(miniflarePkg).resolve("workerd/package.json"));
-  } catch {
-    // not installed
-  }
   const cpu = cpus();
-  return { cores: cpu.length, cpuModel: cpu[0]?.model ?? "?", node: process.versions.node, workerd, mqttjs: version(require.resolve("mqtt/package.json")), ws: version(require.resolve("ws/package.json")) };
+  return {
+    cores: cpu.length,
+    cpuModel: cpu[0]?.model ?? "?",
+    node: process.versions.node,
+    workerd: workerdVersion(ROOT),
+    mqttjs: packageVersion(require.resolve("mqtt/package.json")),
+    ws: packageVersion(require.resolve("ws/package.json")),
+  };
 }
 
 /** @param {string[][]} rows */

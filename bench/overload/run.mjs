@@ -57,7 +57,7 @@
 // Every loop is bounded in count and time, and every connection goes to 127.0.0.1. The
 // machine is shared: compare runs made one after the other, not across days.
 import { execFile, execFileSync, fork } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -65,6 +65,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import mqtt from "mqtt";
 import { treeRss } from "../lib/proc.mjs";
+import { packageVersion, workerdVersion } from "../lib/versions.mjs";
 import {
   dropFields,
   fmt,
@@ -794,21 +795,6 @@ function describe() {
     }
   };
   const require = createRequire(import.meta.url);
-  const version = (/** @type {string} */ p) => {
-    try {
-      return JSON.parse(readFileSync(p, "utf8")).version;
-    } catch {
-      return null;
-    }
-  };
-  let workerd = null;
-  try {
-    const fromRoot = createRequire(join(root, "package.json"));
-    const miniflare = createRequire(fromRoot.resolve("wrangler/package.json")).resolve("miniflare/package.json");
-    workerd = version(createRequire(miniflare).resolve("workerd/package.json"));
-  } catch {
-    // not installed
-  }
   const status = git(["status", "--porcelain", "--untracked-files=no"]);
   return {
     root,
@@ -817,8 +803,8 @@ function describe() {
     cores: cpus().length,
     cpuModel: cpus()[0]?.model ?? "?",
     node: process.versions.node,
-    workerd,
-    mqttjs: version(require.resolve("mqtt/package.json")),
+    workerd: workerdVersion(root),
+    mqttjs: packageVersion(require.resolve("mqtt/package.json")),
   };
 }
 
