@@ -88,7 +88,24 @@ export class TopicShardDO extends DurableObject<Env> {
       );
       if (wantRetained) retained.push(...this.#retainedFor(subscription, now));
     }
-    return retained;
+    return this.#retainedAnswer(clientId, retained);
+  }
+
+  /**
+   * What one call may return is limited (32 MiB): the first RPC_CALL_BYTES of the retained
+   * messages go back with the answer, the rest through the session's delivery queue, in calls
+   * of the same size. They may reach the client before the SUBACK, which the specification
+   * allows (3.8.4); retained messages of different topics have no order between them.
+   */
+  #retainedAnswer(clientId: string, retained: Delivery[]): Delivery[] {
+    let bytes = 0;
+    const answer: Delivery[] = [];
+    for (const delivery of retained) {
+      bytes += deliverySize(delivery);
+      if (answer.length === 0 || bytes <= RPC_CALL_BYTES) answer.push(delivery);
+      else this.#destination(clientId).push(delivery).catch((e: unknown) => console.error("retained delivery failed", e));
+    }
+    return answer;
   }
 
   async unsubscribe(clientId: string, filters: string[]): Promise<void> {
