@@ -13,6 +13,7 @@ export default defineConfig({
       miniflare: {
         // Read once here (Node side); applied in test/workers/setup.ts.
         bindings: {
+          ADMIN_TOKEN: "test-admin-token-0123456789",
           TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
         },
         // No network from tests: every outbound fetch() from the Worker is

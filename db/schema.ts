@@ -25,11 +25,25 @@ export const devices = sqliteTable(
     remoteAddress: text("remote_address"),
     /** Null: the session ends with the connection (or never expires when `online`). */
     sessionExpiresAt: integer("session_expires_at"),
+    /** How the device last reached the broker: "mqtt" (a connection) or "http" (ingest items naming it). */
+    transport: text("transport", { enum: ["mqtt", "http"] }).notNull().default("mqtt"),
+    /**
+     * While `online`, the device counts as online only until this time (epoch ms): the holder of
+     * its connection renews it; a reader treats an expired lease as offline ("lease-expired").
+     */
+    leaseExpiresAt: integer("lease_expires_at"),
+    /** MQTT reason code of the last disconnect, when it had one (e.g. 0x81 for a protocol error). */
+    disconnectCode: integer("disconnect_code"),
+    /** Connections (MQTT) or reporting periods (HTTP) since the device was first seen. */
+    connectionCount: integer("connection_count").notNull().default(0),
+    /** Set by DELETE /api/v1/devices/<id>; a device that connects again is registered anew. */
+    decommissionedAt: integer("decommissioned_at"),
   },
   (t) => [
     index("devices_online_idx").on(t.online),
     index("devices_username_idx").on(t.username),
     index("devices_last_seen_idx").on(t.lastSeenAt),
+    index("devices_lease_idx").on(t.online, t.leaseExpiresAt),
   ],
 );
 
@@ -74,6 +88,10 @@ export const apiKeys = sqliteTable(
     id: text("id").primaryKey(),
     name: text("name").notNull(),
     hash: text("hash").notNull(),
+    /** JSON array of topic filters the key may publish to. */
+    scopes: text("scopes").notNull().default('["#"]'),
+    /** A key issued to one device: revoked when that device is decommissioned. */
+    deviceId: text("device_id"),
     createdAt: integer("created_at").notNull(),
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),

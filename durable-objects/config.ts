@@ -54,3 +54,12 @@ export function connectTimeoutMsFromEnv(env: Pick<Env, "CONNECT_TIMEOUT">): numb
  * are limited to 32 MiB, and a call this size is still quick to serialise.
  */
 export const RPC_CALL_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A non-negative number from wrangler.toml [vars] (vars arrive as strings); a missing or
+ * unparsable value keeps `fallback`. For the settings of presence, $SYS, retained and HTTP.
+ */
+export function numberVar(env: Env, name: keyof Env, fallback: number): number {
+  const n = Number.parseFloat(String(env[name] ?? ""));
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}

@@ -1,3 +1,4 @@
+import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { createDb, schema } from "../db";
 import type { PresenceEvent } from "../core/session/types";
@@ -68,3 +69,6 @@ const REASONS: Record<number, string> = {
 function reasonName(code: number): string {
   return REASONS[code] ?? `reason-0x${code.toString(16).padStart(2, "0")}`;
 }
+
+/** Device presence batching (being built: issue 11). */
+export class PresenceDO extends DurableObject<Env> {}

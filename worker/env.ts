@@ -2,6 +2,8 @@ import type { ConnectionDO } from "../durable-objects/connection";
 import type { SessionDO } from "../durable-objects/session";
 import type { MetricsDO } from "../durable-objects/metrics";
 import type { TopicShardDO } from "../durable-objects/topic-shard";
+import type { PresenceDO } from "../durable-objects/presence";
+import type { IdempotencyDO } from "../durable-objects/idempotency";
 
 /** Bindings declared in wrangler.toml. Vars arrive as strings. */
 export interface Env {
@@ -9,6 +11,8 @@ export interface Env {
   CONNECTIONS: DurableObjectNamespace<ConnectionDO>;
   SHARDS: DurableObjectNamespace<TopicShardDO>;
   METRICS: DurableObjectNamespace<MetricsDO>;
+  PRESENCE: DurableObjectNamespace<PresenceDO>;
+  IDEMPOTENCY: DurableObjectNamespace<IdempotencyDO>;
   DB: D1Database;
   SHARD_COUNT: string;
   MAX_PACKET_SIZE: string;
@@ -28,6 +32,23 @@ export interface Env {
   MAX_PUBLISH_BYTES_RATE?: string;
   /** Seconds a new connection may take to send CONNECT (default 10). */
   CONNECT_TIMEOUT?: string;
+  PRESENCE_SHARDS?: string;
+  /** Seconds a device stays online without its lease being renewed. */
+  PRESENCE_LEASE?: string;
+  PRESENCE_FLUSH_MS?: string;
+  HTTP_PRESENCE_WINDOW?: string;
+  SYS_INTERVAL?: string;
+  RETAINED_MAX_AGE?: string;
+  RETAINED_SWEEP_INTERVAL?: string;
+  RETAINED_ALERT_THRESHOLD?: string;
+  DECOMMISSION_RETAINED?: string;
+  MAX_HTTP_BODY_BYTES?: string;
+  MAX_BULK_ITEMS?: string;
+  HTTP_PUBLISH_RATE?: string;
+  IDEMPOTENCY_TTL?: string;
+  API_KEY_CACHE_SECONDS?: string;
+  /** Secret: the bearer token of the admin API. Unset: admin endpoints answer 503. */
+  ADMIN_TOKEN?: string;
 }
 
 /** Hono environment shared by every router of the Worker. */

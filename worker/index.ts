@@ -2,7 +2,9 @@ import { app } from "./app";
 import type { Env } from "./env";
 
 export { ConnectionDO } from "../durable-objects/connection";
+export { IdempotencyDO } from "../durable-objects/idempotency";
 export { MetricsDO } from "../durable-objects/metrics";
+export { PresenceDO } from "../durable-objects/presence";
 export { SessionDO } from "../durable-objects/session";
 export { TopicShardDO } from "../durable-objects/topic-shard";
 export type { Env } from "./env";

@@ -2,12 +2,24 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-/** RFC 9457 problem details. */
+/** RFC 9457 problem details, with extension members where a refusal has more to say. */
 export interface Problem {
   type: string;
   title: string;
   status: number;
   detail: string;
+  /** Extension members (RFC 9457 3.2), e.g. `errors` for a request that failed validation. */
+  [extension: string]: unknown;
+}
+
+/** A problem type of this API: `urn:edge-mqtt:problem:<name>`. */
+export function problemType(name: string): string {
+  return `urn:edge-mqtt:problem:${name}`;
+}
+
+/** Throws a problem+json refusal (400 bad input, 403 out of scope, 413 too large, ...). */
+export function refuse(status: number, name: string, detail: string, extra: Record<string, unknown> = {}, headers?: HeadersInit): never {
+  throw new ProblemException({ type: problemType(name), title: statusTitle(status), status, detail, ...extra }, headers);
 }
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
@@ -65,13 +77,17 @@ export function notFound(c: Context): Response {
   });
 }
 
-function statusTitle(status: number): string {
+export function statusTitle(status: number): string {
   const titles: Record<number, string> = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
+    411: "Length Required",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
     413: "Content Too Large",
     426: "Upgrade Required",
     429: "Too Many Requests",

@@ -17,6 +17,12 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/** The admin token every test broker is started with (ADMIN_TOKEN), for the admin API. */
+export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** `Authorization` header with the test admin token. */
+export const ADMIN_AUTH = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` } as const;
+
 /** `vars`: wrangler.toml [vars] to override for this broker, e.g. `{ CONNECT_TIMEOUT: "3" }`. */
 export interface TestBrokerOptions {
   vars?: Record<string, string>;
@@ -32,7 +38,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
   let broker: Broker;
   try {
-    broker = await startBroker({ port, persistTo, onOutput, ...(options.vars && { vars: options.vars }) });
+    broker = await startBroker({ port, persistTo, onOutput, vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...options.vars } });
   } catch (err) {
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);
