@@ -1,6 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { buildAssets } from "./scripts/build-assets.mjs";
+
+// wrangler.toml [assets] must exist: wrangler builds it itself ([build]), the test pool does not.
+buildAssets();
 
 // Miniflare must not fetch Request.cf from workers.cloudflare.com.
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";

@@ -8,6 +8,8 @@ import { connectTimeoutMsFromEnv, limitsFromEnv, RPC_CALL_BYTES } from "./config
 import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
 import type { SessionDO } from "./session";
+import { PresenceSender, presenceLeaseMs } from "./presence";
+import { renewalDeadline, renewalDue } from "../core/presence";
 import {
   acceptSocket,
   admitFirstPacket,
@@ -39,7 +41,7 @@ const LIVENESS_CHECK_MS = 3_600_000;
 /** When telling the session that the connection ended failed, how soon the alarm tries again. */
 const LINK_LOST_RETRY_MS = 5_000;
 /** The relay's socket attachment: also whether the session's CONNACK has been forwarded yet. */
-type RelayState = SocketState & { connackSent?: boolean; protocolVersion?: number };
+type RelayState = SocketState & { connackSent?: boolean; protocolVersion?: number; connectedAt?: number };
 
 /**
  * Holds the socket of a client that connected to plain `/mqtt`, whose client identifier is
@@ -55,9 +57,13 @@ export class ConnectionDO extends DurableObject<Env> {
   readonly #drops: DropLog;
   /** Set when a CONNECT timeout closed the socket: the object is reset once the close completes (#reset). */
   #resetOnClose = false;
+  readonly #presence: PresenceSender;
+  readonly #leaseMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#presence = new PresenceSender(env);
+    this.#leaseMs = presenceLeaseMs(env);
     this.#meter = new Meter(ctx, env, "connection");
     this.#drops = new DropLog(this.#meter);
     this.#limits = limitsFromEnv(env);
@@ -139,6 +145,22 @@ export class ConnectionDO extends DurableObject<Env> {
       return;
     }
     if (pongs > 0) safeSend(ws, new Array<Uint8Array>(pongs).fill(PINGRESP));
+    this.#renewLease(ws, now);
+  }
+
+  /**
+   * This object holds the socket, and answers PINGREQ without the session: it renews the
+   * connection's presence lease, on a packet once half of it has passed (at most one renewal
+   * per half lease), or from the alarm at three quarters when no packet came (keep alive 0).
+   */
+  #renewLease(ws: WebSocket, now: number): void {
+    const state = readState(ws) as RelayState | undefined;
+    if (!state || state.closed || state.clientId === undefined || state.connectedAt === undefined) return;
+    if (!renewalDue(state.leaseAt, now, this.#leaseMs)) return;
+    state.leaseAt = now;
+    writeState(ws, state);
+    void this.#presence.send({ clientId: state.clientId, online: true, renewal: true, at: now, connectedAt: state.connectedAt });
+    this.#scheduleKeepAlive(state);
   }
 
   /** Close a connection refused for its publish rate: DISCONNECT with the reason first in 5.0. */
@@ -161,9 +183,11 @@ export class ConnectionDO extends DurableObject<Env> {
     // alarm uses this to tell the session its connection was lost.
     this.ctx.storage.kv.put(CLIENT_ID_KEY, connect.clientId);
     this.#meter.count("rowsWritten");
-    const { keepAlive } = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned);
-    const current = readState(ws) ?? state;
+    const { keepAlive, connectedAt } = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned, state.remoteAddress);
+    const current = (readState(ws) ?? state) as RelayState;
     current.keepAlive = keepAlive;
+    current.connectedAt = connectedAt; // the session's connect event started the presence lease
+    current.leaseAt = connectedAt;
     writeState(ws, current);
     Object.assign(state, current);
     this.#scheduleKeepAlive(current);
@@ -221,7 +245,8 @@ export class ConnectionDO extends DurableObject<Env> {
       // what followed did not finish: tell the session if it was not told (the stored client
       // identifier is deleted only once it was), then leave nothing behind.
       const clientId = this.ctx.storage.kv.get<string>(CLIENT_ID_KEY);
-      if (clientId !== undefined) await this.#sessionStub(clientId).linkLost(this.ctx.id.toString(), ReasonCode.UnspecifiedError);
+      // No socket at all: it vanished without a close event, which the lease tells ("lease-expired").
+      if (clientId !== undefined) await this.#sessionStub(clientId).linkLost(this.ctx.id.toString(), ReasonCode.UnspecifiedError, ws ? "lost" : "vanished");
       if (ws) safeClose(ws, 1000);
       await this.#forget();
       return;
@@ -240,7 +265,9 @@ export class ConnectionDO extends DurableObject<Env> {
     }
     const deadline = keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS;
     if (deadline > Date.now()) {
-      await this.ctx.storage.setAlarm(deadline);
+      const lease = (state as RelayState).connectedAt !== undefined ? renewalDeadline(state.leaseAt ?? 0, this.#leaseMs) : undefined;
+      if (lease !== undefined && lease <= Date.now()) this.#renewLease(ws, Date.now()); // sets the next alarm
+      else await this.ctx.storage.setAlarm(Math.min(deadline, lease ?? deadline));
       return;
     }
     // No packet within one and a half keep alive intervals [MQTT-3.1.2-24].
@@ -301,7 +328,9 @@ export class ConnectionDO extends DurableObject<Env> {
 
   #scheduleKeepAlive(state: SocketState): void {
     if (state.closed) return; // closed while the session took CONNECT in: nothing to wake for
-    void this.ctx.storage.setAlarm(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+    const deadline = keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS;
+    const lease = (state as RelayState).connectedAt !== undefined ? renewalDeadline(state.leaseAt ?? Date.now(), this.#leaseMs) : deadline;
+    void this.ctx.storage.setAlarm(Math.min(deadline, lease));
   }
 
   /** To the session: one fromClient() call in flight, packets arriving meanwhile go in the next, in order. */

@@ -2,13 +2,15 @@ import { DurableObject } from "cloudflare:workers";
 import { decodePacket, encodePacket, type ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { Session } from "../core/session/session";
+import type { AdminEnd, SessionView } from "../core/session/admin";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { Batcher, piecesOf } from "../core/util/batcher";
 import { connectTimeoutMsFromEnv, limitsFromEnv, RPC_CALL_BYTES } from "./config";
 import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
-import { recordPresence } from "./presence";
+import { PresenceSender, presenceLeaseMs } from "./presence";
+import { renewalDeadline, renewalDue, type Ending } from "../core/presence";
 import { Router } from "./router";
 import {
   acceptSocket,
@@ -75,9 +77,15 @@ export class SessionDO extends DurableObject<Env> {
   /** A relayed client's socket backlog, as its ConnectionDO last reported it. */
   #remoteBuffered = 0;
   readonly #drops: DropLog;
+  readonly #presence: PresenceSender;
+  readonly #leaseMs: number;
+  /** A relayed client's IP address, from open(), for its presence event. */
+  #remoteAddress: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#presence = new PresenceSender(env);
+    this.#leaseMs = presenceLeaseMs(env);
     this.#limits = limitsFromEnv(env);
     this.#meter = new Meter(ctx, env, "session");
     this.#drops = new DropLog(this.#meter);
@@ -122,6 +130,20 @@ export class SessionDO extends DurableObject<Env> {
     const error = refusal ?? framed.error;
     if (refusal && state.clientId !== undefined) this.#drops.record(state.clientId, "rate", 1, now);
     if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
+    else this.#renewLease(ws, state, now);
+  }
+
+  /**
+   * The presence lease of the connection held here, renewed by a packet once half of it has
+   * passed (at most one renewal per half lease), or by the alarm (keep alive 0) at three quarters.
+   */
+  #renewLease(ws: WebSocket, state: SocketState, now: number): void {
+    const connection = this.#session.record?.connection;
+    if (!connection || this.#currentLink()?.linkId !== state.linkId || !renewalDue(state.leaseAt, now, this.#leaseMs)) return;
+    state.leaseAt = now;
+    writeState(ws, state);
+    void this.#presence.send({ clientId: state.clientId!, online: true, renewal: true, at: now, connectedAt: connection.connectedAt });
+    this.#scheduleAlarm();
   }
 
   /** Returns false when the connection was closed. */
@@ -136,6 +158,7 @@ export class SessionDO extends DurableObject<Env> {
       this.#setLink({ kind: "local", linkId: state.linkId });
       const effects = this.#session.connect(connect, now, assigned);
       state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
+      state.leaseAt = now; // the connect event starts the presence lease
       writeState(ws, state);
       this.#apply(effects);
       return this.#currentLink()?.linkId === state.linkId;
@@ -184,21 +207,23 @@ export class SessionDO extends DurableObject<Env> {
     if (this.#currentLink()?.linkId !== state.linkId) return;
     // Closed without DISCONNECT: an ungraceful loss, the Will applies [MQTT-3.1.2-8].
     this.#clearLink();
-    this.#apply(this.#session.connectionLost(reason, Date.now()));
+    this.#apply(this.#session.connectionLost(reason, Date.now(), "lost"));
     this.#scheduleAlarm();
   }
 
   // ------------------------------------------------------------ relayed: socket on a ConnectionDO
 
   /** A ConnectionDO accepted a CONNECT for this client identifier. */
-  async open(linkId: string, connect: ConnectPacket, assigned: boolean): Promise<{ keepAlive: number }> {
+  async open(linkId: string, connect: ConnectPacket, assigned: boolean, remoteAddress?: string): Promise<{ keepAlive: number; connectedAt: number }> {
     this.#meter.count("requests");
     const now = Date.now();
     this.#takeOver(now);
     this.#setLink({ kind: "remote", linkId });
+    this.#remoteAddress = remoteAddress;
     this.#apply(this.#session.connect(connect, now, assigned));
     this.#scheduleAlarm();
-    return { keepAlive: this.#session.record?.connection?.keepAlive ?? 0 };
+    // connectedAt identifies the connection in the lease renewals the ConnectionDO sends.
+    return { keepAlive: this.#session.record?.connection?.keepAlive ?? 0, connectedAt: now };
   }
 
   /** Whole packets from a relayed client, in order. */
@@ -222,12 +247,55 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   /** The relayed connection ended (socket closed, keep alive timeout, framing error). */
-  async linkLost(linkId: string, reason: number): Promise<void> {
+  async linkLost(linkId: string, reason: number, ending: Ending = "lost"): Promise<void> {
     this.#meter.count("requests");
     if (this.#currentLink()?.linkId !== linkId) return;
     this.#clearLink();
-    this.#apply(this.#session.connectionLost(reason, Date.now()));
+    this.#apply(this.#session.connectionLost(reason, Date.now(), ending));
     this.#scheduleAlarm();
+  }
+
+  // ------------------------------------------------------------ the admin API (an operator)
+
+  /**
+   * The live session (GET /api/v1/devices/<id>), with the route its connection came by;
+   * null when there is none. Looking creates nothing: no row is written.
+   */
+  async describe(): Promise<(SessionView & { route: "fast" | "relay" | null }) | null> {
+    this.#meter.count("requests");
+    const view = this.#session.admin.describe();
+    if (!view) return null;
+    const link = view.connected ? this.#currentLink() : undefined;
+    return { ...view, route: link === undefined ? null : link.kind === "local" ? "fast" : "relay" };
+  }
+
+  /**
+   * Close the client's connection (5.0: DISCONNECT 0x98 first) and keep its session; the
+   * Will is published as for any connection the server closed (core/session/admin.ts).
+   */
+  async adminDisconnect(): Promise<{ wasConnected: boolean; willPublished: boolean; sessionKept: boolean }> {
+    this.#meter.count("requests");
+    const effects = this.#session.admin.disconnect(Date.now());
+    this.#apply(effects);
+    return {
+      wasConnected: effects.length > 0,
+      willPublished: effects.some((e) => e.kind === "route"),
+      sessionKept: this.#session.record !== undefined,
+    };
+  }
+
+  /**
+   * End the session of a decommissioned device: connection closed, Will discarded, queue and
+   * in-flight state dropped, subscriptions removed from the shards. Unlike a client's
+   * UNSUBSCRIBE, the removal is awaited: once this returns, no shard routes to this client.
+   */
+  async adminEnd(): Promise<AdminEnd> {
+    this.#meter.count("requests");
+    const { effects, result } = this.#session.admin.end(Date.now());
+    const isUnsubscribe = (e: Effect): e is Extract<Effect, { kind: "unsubscribe" }> => e.kind === "unsubscribe";
+    this.#apply(effects.filter((e) => !isUnsubscribe(e)));
+    await Promise.all(effects.filter(isUnsubscribe).map((e) => this.#router.unsubscribe(e.clientId, e.filters)));
+    return result;
   }
 
   // ------------------------------------------------------------ from the topic shards
@@ -298,11 +366,14 @@ export class SessionDO extends DurableObject<Env> {
       const state = ws && readState(ws);
       const deadline = state && keepAliveDeadline(state);
       if (!ws || !state) {
-        // The socket vanished while we slept (runtime restart): the connection is lost.
+        // The socket vanished while we slept (runtime restart): the connection is lost, and
+        // its lease is what told (presence reason "lease-expired").
         this.#clearLink();
-        this.#apply(this.#session.connectionLost(ReasonCode.UnspecifiedError, now));
+        this.#apply(this.#session.connectionLost(ReasonCode.UnspecifiedError, now, "vanished"));
       } else if (deadline !== undefined && deadline <= now) {
         this.#apply(this.#session.protocolError(ReasonCode.KeepAliveTimeout, "keep alive timeout", now));
+      } else if (this.#session.connected && now >= renewalDeadline(state.leaseAt ?? 0, this.#leaseMs)) {
+        this.#renewLease(ws, state, now); // no packet renewed it in time (keep alive 0 or long)
       }
     }
     for (const ws of this.ctx.getWebSockets(CLIENT_TAG)) {
@@ -324,6 +395,8 @@ export class SessionDO extends DurableObject<Env> {
       const state = ws && readState(ws);
       // Without keep alive, still look now and then whether the socket survived a restart.
       if (state) times.push(keepAliveDeadline(state) ?? Date.now() + LIVENESS_CHECK_MS);
+      // The presence lease, when no packet renews it in time.
+      if (state && this.#session.connected) times.push(renewalDeadline(state.leaseAt ?? Date.now(), this.#leaseMs));
     }
     for (const ws of this.ctx.getWebSockets(CLIENT_TAG)) {
       const state = readState(ws);
@@ -398,7 +471,7 @@ export class SessionDO extends DurableObject<Env> {
           break;
         }
         case "presence":
-          this.ctx.waitUntil(recordPresence(this.env, effect.event));
+          void this.#presence.send(effect.event.online && !effect.event.renewal ? { ...effect.event, ...this.#addressOf() } : effect.event);
           break;
         case "dropped":
           this.#drops.record(effect.clientId, effect.drop, effect.count, Date.now());
@@ -521,6 +594,14 @@ export class SessionDO extends DurableObject<Env> {
     return ws;
   }
 
+
+  /** The connecting client's IP address (CF-Connecting-IP), for its presence event. */
+  #addressOf(): { remoteAddress?: string } {
+    const link = this.#currentLink();
+    const ws = link?.kind === "local" ? this.#localSocket(link.linkId) : undefined;
+    const address = link?.kind === "local" ? (ws && readState(ws)?.remoteAddress) : this.#remoteAddress;
+    return address === undefined ? {} : { remoteAddress: address };
+  }
 
   #currentLink(): Link | undefined {
     if (!this.#linkLoaded) {

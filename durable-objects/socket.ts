@@ -33,6 +33,8 @@ export interface SocketState {
   pendingChunks?: number;
   pendingBytes?: number;
   remoteAddress?: string;
+  /** Epoch ms this holder last renewed the connection's presence lease (core/presence/lease.ts). */
+  leaseAt?: number;
   /** Closed by us; waiting for the closing handshake to finish. */
   closed?: boolean;
 }

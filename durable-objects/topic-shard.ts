@@ -3,7 +3,6 @@ import {
   SharedGroups,
   SubscriptionTrie,
   isSharedFilter,
-  retainedLookup,
   topicMatches,
   type SubscriptionMatch,
 } from "../core/topics";
@@ -12,9 +11,10 @@ import type { QoS } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
 import { Batcher } from "../core/util/batcher";
 import { deliverySize } from "../core/session/outbound";
-import { RPC_CALL_BYTES } from "./config";
+import { RPC_CALL_BYTES, numberVar } from "./config";
 import { Meter } from "./metrics";
 import { decodeJson, encodeJson } from "./storage/json";
+import { CLEAR_WALK_ROWS, RetainedStore, type ClearResult, type ListPage, type RetainedInfo, type RetainedSelection } from "./storage/retained-store";
 
 const DESTINATION_CACHE_SIZE = 10_000;
 /** Rounds of re-picking a shared subscription member after the picked one turned out gone. */
@@ -22,17 +22,7 @@ const MAX_SHARED_RETRIES = 4;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT NOT NULL, client_id TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (filter, client_id))`,
-  `CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message TEXT NOT NULL, expires_at INTEGER, updated_at INTEGER NOT NULL)`,
 ];
-
-// `topic` is the PRIMARY KEY (BINARY collation: UTF-8 byte order, the order of retainedLookup's ranges).
-const SELECT_RETAINED = `SELECT topic, message, expires_at FROM retained`;
-
-interface RetainedRow {
-  topic: string;
-  message: string;
-  expires_at: number | null;
-}
 
 /**
  * One shard of the topic space: the retained messages of its topics and the subscriptions
@@ -45,11 +35,33 @@ export class TopicShardDO extends DurableObject<Env> {
   readonly #destinations = new Map<string, Batcher<Delivery, boolean>>();
 
   readonly #meter: Meter;
+  readonly #retained: RetainedStore;
+  /** The sweep alarm is known to be set (or the sweeper is off): no storage call per retained publish. */
+  #sweepChecked = false;
+  /** Where a sweep cut short by SWEEP_ROWS goes on (in memory: after an eviction it starts over). */
+  #sweepAfter: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#meter = new Meter(ctx, env, "shard");
     for (const statement of SCHEMA) this.#exec(statement);
+    this.#retained = new RetainedStore(this.#meter.sql);
+    this.#retainedChanged();
+  }
+
+  /** The shard's name ("shard-3"), the label of its gauges. */
+  get #label(): string {
+    return this.ctx.id.name ?? this.ctx.id.toString();
+  }
+
+  /** Reports the retained count gauge, and arms the stale sweep when there is something to sweep. */
+  #retainedChanged(): void {
+    this.#meter.gauge("retained", this.#retained.count, this.#label);
+    if (!this.#sweepChecked && this.#retained.count > 0) this.#armSweep();
+  }
+
+  #subscriptionsChanged(): void {
+    if (this.#trie) this.#meter.gauge("subscriptions", this.#trie.size, this.#label);
   }
 
   #exec(query: string, ...bindings: unknown[]): void {
@@ -69,6 +81,7 @@ export class TopicShardDO extends DurableObject<Env> {
         trie.add(row.filter, row.client_id, decodeJson<Subscription>(row.options));
       }
       this.#trie = trie;
+      this.#subscriptionsChanged();
     }
     return this.#trie;
   }
@@ -88,6 +101,7 @@ export class TopicShardDO extends DurableObject<Env> {
       );
       if (wantRetained) retained.push(...this.#retainedFor(subscription, now));
     }
+    this.#subscriptionsChanged();
     return this.#retainedAnswer(clientId, retained);
   }
 
@@ -115,6 +129,7 @@ export class TopicShardDO extends DurableObject<Env> {
       trie.remove(filter, clientId);
       this.#exec(`DELETE FROM subscriptions WHERE filter = ? AND client_id = ?`, filter, clientId);
     }
+    this.#subscriptionsChanged();
   }
 
   /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
@@ -167,28 +182,19 @@ export class TopicShardDO extends DurableObject<Env> {
 
   /** Retained message store: replaced by the next retained publish, deleted by an empty one [MQTT-3.3.1-5] [MQTT-3.3.1-6]. */
   #retain(message: Message, now: number): void {
-    if (message.payload.byteLength === 0) {
-      this.#exec(`DELETE FROM retained WHERE topic = ?`, message.topic);
-      return;
-    }
-    // Without the QoS 2 message identifier: a retained replay is a new delivery each time, and
-    // a session that took the live message in must not drop it as a copy.
-    const { messageId: _live, ...stored } = message;
-    this.#exec(
-      `INSERT OR REPLACE INTO retained (topic, message, expires_at, updated_at) VALUES (?, ?, ?, ?)`,
-      message.topic,
-      encodeJson(stored),
-      message.expiresAt ?? null,
-      now,
-    );
+    if (message.payload.byteLength === 0) this.#retained.delete(message.topic);
+    else this.#retained.put(message, now);
+    this.#retainedChanged();
   }
 
   #retainedFor(subscription: Subscription, now: number): Delivery[] {
     const out: Delivery[] = [];
-    for (const row of this.#retainedRows(subscription.filter)) {
+    // The rows the filter can match, through the topic index: read in proportion to what it can match.
+    for (const row of this.#retained.candidates(subscription.filter)) {
       if (row.expires_at !== null && row.expires_at <= now) {
         // Expired retained messages are not sent and are removed [MQTT-3.3.2-5].
-        this.#exec(`DELETE FROM retained WHERE topic = ?`, row.topic);
+        this.#retained.delete(row.topic);
+        this.#retainedChanged();
         continue;
       }
       if (!topicMatches(subscription.filter, row.topic)) continue;
@@ -203,19 +209,112 @@ export class TopicShardDO extends DurableObject<Env> {
     return out;
   }
 
+  // ------------------------------------------------------------------ retained admin (retained-admin.ts)
+
+  /** A page of this shard's retained messages matching a filter, in topic order (see RetainedStore.list). */
+  async retainedList(selection: RetainedSelection, limit: number): Promise<ListPage> {
+    this.#meter.count("requests");
+    const page = this.#retained.list(selection, limit, Date.now());
+    this.#retainedChanged();
+    return page;
+  }
+
+  /** One topic's retained message, or null. */
+  async retainedGet(topic: string): Promise<RetainedInfo | null> {
+    this.#meter.count("requests");
+    const found = this.#retained.get(topic, Date.now());
+    this.#retainedChanged();
+    return found ?? null;
+  }
+
+  /** Deletes one topic's retained message; whether there was one (not expired). */
+  async retainedDelete(topic: string): Promise<boolean> {
+    this.#meter.count("requests");
+    const live = this.#retained.deleteLive(topic, Date.now());
+    this.#retainedChanged();
+    return live;
+  }
+
+  /** Deletes (or counts, `dryRun`) a bounded part of the selection; call again from `last` until `done`. */
+  async retainedClear(selection: RetainedSelection, dryRun: boolean): Promise<ClearResult> {
+    this.#meter.count("requests");
+    const result = this.#retained.clear(selection, dryRun, Date.now());
+    this.#retainedChanged();
+    return result;
+  }
+
+  /** Retained messages stored on this shard (kept in memory, no row read). */
+  async retainedCount(): Promise<number> {
+    this.#meter.count("requests");
+    this.#retainedChanged();
+    return this.#retained.count;
+  }
+
+  // ------------------------------------------------------------------ stale sweep
+
+  /** Sets the sweep alarm unless one is set; once per object lifetime (then the alarm re-arms itself). */
+  #armSweep(): void {
+    const interval = sweepIntervalMs(this.env);
+    this.#sweepChecked = true;
+    if (interval === undefined) return;
+    void this.ctx.storage
+      .getAlarm()
+      .then((at) => (at === null ? this.ctx.storage.setAlarm(Date.now() + interval) : undefined))
+      .catch((e: unknown) => {
+        this.#sweepChecked = false;
+        console.error("retained sweep: could not set the alarm", e);
+      });
+  }
+
   /**
-   * The retained rows a filter can match, read through the primary key index on `topic`: an
-   * exact lookup and/or range scans over the names under the filter's literal levels, so a
-   * SUBSCRIBE reads rows in proportion to what it can match, not to everything stored.
+   * The stale sweep (RETAINED_MAX_AGE > 0): every RETAINED_SWEEP_INTERVAL seconds, count the
+   * retained messages stored more than RETAINED_MAX_AGE seconds ago (logged: the dry run),
+   * then clear them, at most SWEEP_ROWS per alarm (what is left: another alarm a second later).
+   * With nothing retained any more the alarm stops; the next retained message re-arms it.
    */
-  *#retainedRows(filter: string): Generator<RetainedRow> {
-    const { exact, ranges } = retainedLookup(filter);
-    if (exact !== undefined) yield* this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic = ?`, exact);
-    for (const { low, high } of ranges) {
-      yield* high === undefined
-        ? this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic >= ?`, low)
-        : this.#rows<RetainedRow>(`${SELECT_RETAINED} WHERE topic >= ? AND topic < ?`, low, high);
+  override async alarm(): Promise<void> {
+    this.#meter.count("requests");
+    this.#meter.count("alarms");
+    const interval = sweepIntervalMs(this.env);
+    const maxAge = numberVar(this.env, "RETAINED_MAX_AGE", 0);
+    if (interval === undefined) {
+      this.#sweepChecked = false;
+      return;
     }
+    const now = Date.now();
+    // `#`: every topic but the `$` ones [MQTT-4.7.2-1], which the broker keeps up itself ($SYS
+    // statistics, the retained alert): a sweep must not erase a standing alert.
+    const selection: RetainedSelection = { filter: "#", cutoff: now - maxAge * 1000 };
+    // One slice of at most SWEEP_ROWS rows per alarm, from where the previous slice stopped: the
+    // dry run, then the clear over the same rows (the same walk, in the same turn).
+    const from = this.#sweepAfter;
+    const found = this.#sweep(selection, from, true, now);
+    if (found.matched > 0) {
+      const swept = this.#sweep(selection, from, false, now);
+      console.log(`retained sweep ${this.#label}: ${found.matched} message(s) older than ${maxAge} s found, ${swept.cleared} cleared`);
+    }
+    this.#sweepAfter = found.done ? undefined : found.last;
+    this.#retainedChanged();
+    if (this.#retained.count === 0) {
+      this.#sweepChecked = false; // the next retained message re-arms it
+      return;
+    }
+    await this.ctx.storage.setAlarm(Date.now() + (found.done ? interval : 1000));
+  }
+
+  /** Runs clear() from after `from` until done or SWEEP_ROWS rows walked. */
+  #sweep(selection: RetainedSelection, from: string | undefined, dryRun: boolean, now: number): { matched: number; cleared: number; last: string | undefined; done: boolean } {
+    let matched = 0;
+    let cleared = 0;
+    let after = from;
+    for (let walked = 0; walked < SWEEP_ROWS; walked += CLEAR_WALK_ROWS) {
+      const r = this.#retained.clear({ ...selection, after }, dryRun, now);
+      matched += r.matched;
+      cleared += r.cleared;
+      if (r.done) return { matched, cleared, last: r.last, done: true };
+      after = r.last;
+    }
+    return { matched, cleared, last: after, done: false };
   }
 
   /** One delivery per session, whatever the number of its matching subscriptions (5.0 3.3.4). */
@@ -284,7 +383,18 @@ export class TopicShardDO extends DurableObject<Env> {
   #forget(clientId: string): void {
     this.#subscriptions.removeAll(clientId);
     this.#exec(`DELETE FROM subscriptions WHERE client_id = ?`, clientId);
+    this.#subscriptionsChanged();
   }
+}
+
+/** Rows one sweep alarm walks at most (dry run and clear each). */
+const SWEEP_ROWS = 100_000;
+
+/** The sweep period in ms, or undefined when the sweeper is off (RETAINED_MAX_AGE or RETAINED_SWEEP_INTERVAL 0). */
+function sweepIntervalMs(env: Env): number | undefined {
+  const maxAge = numberVar(env, "RETAINED_MAX_AGE", 0);
+  const interval = numberVar(env, "RETAINED_SWEEP_INTERVAL", 3600);
+  return maxAge > 0 && interval > 0 ? interval * 1000 : undefined;
 }
 
 function minQos(a: QoS, b: QoS): QoS {

@@ -125,9 +125,9 @@ export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inher
 /**
  * Arguments of `wrangler dev` for a local, offline broker.
  * @param {{ port?: number, persistTo?: string, inspectorPort?: number, configPath?: string,
- *           vars?: Record<string, string> }} [options]
+ *           vars?: Record<string, string>, envFile?: string }} [options]
  */
-export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath, vars = {} } = {}) {
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath, vars = {}, envFile } = {}) {
   return [
     "dev",
     // Another Worker than the broker (e.g. the benchmark's relay); default: ./wrangler.toml.
@@ -141,6 +141,9 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
     ...(inspectorPort !== undefined ? ["--inspector-port", String(inspectorPort)] : []),
     "--show-interactive-dev-session=false",
     "--enable-containers=false",
+    // Secrets from another file than .dev.vars next to wrangler.toml. It must exist: Node
+    // itself also takes `--env-file` from wrangler's argv, and exits on a missing file.
+    ...(envFile !== undefined ? ["--env-file", envFile] : []),
     // [vars] overridden for this run (e.g. a short CONNECT_TIMEOUT in a test).
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
@@ -169,11 +172,14 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  * Either way `pid` is also the process group id (workerd is in it), and `stop()`
  * ends the whole group and resolves when its leader has exited.
  *
- * `vars`: wrangler.toml [vars] to override for this run, e.g. `{ CONNECT_TIMEOUT: "3" }`.
+ * `vars`: wrangler.toml [vars] to override for this run, e.g. `{ CONNECT_TIMEOUT: "3" }`;
+ * they also override what the secrets file (`envFile`, default .dev.vars) sets.
+ *
+ * Refuses at once, with a PortInUseError, when something already listens on `port`.
  *
  * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
  *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
- *           runtime?: Runtime, vars?: Record<string, string> }} [options]
+ *           runtime?: Runtime, vars?: Record<string, string>, envFile?: string }} [options]
  * @returns {Promise<Broker>}
  */
 export async function startBroker({
@@ -186,8 +192,11 @@ export async function startBroker({
   configPath,
   runtime = defaultRuntime(),
   vars = {},
+  envFile,
 } = {}) {
   parseRuntime(runtime);
+  // Before anything else: otherwise another server on the port answers /health for us.
+  await assertPortFree(port);
   if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
 
   if (runtime === "local") {
@@ -199,12 +208,13 @@ export async function startBroker({
       startTimeoutMs,
       ...(onOutput ? { onOutput } : {}),
       ...(configPath !== undefined ? { configPath } : {}),
+      ...(envFile !== undefined ? { envFile } : {}),
       vars,
     });
   }
 
   const inspectorPort = await getFreePort();
-  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, vars, ...(configPath !== undefined ? { configPath } : {}) })], {
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, vars, ...(configPath !== undefined ? { configPath } : {}), ...(envFile !== undefined ? { envFile } : {}) })], {
     cwd: ROOT,
     env: brokerEnv(LEAN_DEV_ENV),
     stdio: ["ignore", ...childStdio(stdio, onOutput)],
@@ -290,6 +300,33 @@ export async function waitForHealth(url, exited, timeoutMs) {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`broker did not answer ${url} within ${timeoutMs} ms`);
+}
+
+/** Something already listens on the port the broker was asked to use. */
+export class PortInUseError extends Error {
+  /** @param {number} port */
+  constructor(port) {
+    super(`port ${port} is in use: another process listens on ${HOST}:${port}. Stop it, or start the broker on another port (--port N or PORT=N).`);
+    this.name = "PortInUseError";
+    this.port = port;
+  }
+}
+
+/**
+ * Resolves when `port` can be listened on at HOST right now (by binding it and letting go);
+ * rejects with PortInUseError when it is taken (EADDRINUSE), or the bind error otherwise.
+ * @param {number} port
+ * @returns {Promise<void>}
+ */
+export function assertPortFree(port) {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", (/** @type {NodeJS.ErrnoException} */ err) => {
+      reject(err.code === "EADDRINUSE" ? new PortInUseError(port) : err);
+    });
+    server.listen({ port, host: HOST, exclusive: true }, () => server.close(() => resolvePromise()));
+  });
 }
 
 /**

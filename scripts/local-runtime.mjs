@@ -68,12 +68,14 @@ export function wranglerMiniflarePath() {
  * @param {{ port?: number, persistTo?: string, stdio?: "inherit" | "ignore",
  *           onOutput?: (chunk: string) => void, configPath?: string, inspectorPort?: number,
  *           observability?: boolean, startTimeoutMs?: number, healthPath?: string,
- *           mqttPath?: string, vars?: Record<string, string> }} [options]
+ *           mqttPath?: string, vars?: Record<string, string>, envFile?: string }} [options]
  *   `configPath`: the wrangler configuration file (default: the broker's wrangler.toml);
  *   `inspectorPort`: open workerd's DevTools inspector there (default: none);
  *   `observability`: Miniflare's local trace collector, which `wrangler dev` turns on by
  *   default (X_LOCAL_OBSERVABILITY) and which costs most of its CPU per message (default: off);
- *   `vars`: [vars] of the configuration to override, e.g. `{ CONNECT_TIMEOUT: "3" }`.
+ *   `vars`: [vars] of the configuration to override, e.g. `{ CONNECT_TIMEOUT: "3" }`;
+ *   `envFile`: the secrets file (default: .dev.vars next to the configuration, as wrangler);
+ *   `vars` override what it sets.
  * @returns {Promise<LocalRuntime>}
  */
 export async function startLocalRuntime({
@@ -88,6 +90,7 @@ export async function startLocalRuntime({
   healthPath = "/health",
   mqttPath = "/mqtt",
   vars = {},
+  envFile,
 } = {}) {
   const tmpRoot = join(ROOT, ".wrangler", "tmp");
   await mkdir(tmpRoot, { recursive: true });
@@ -96,6 +99,8 @@ export async function startLocalRuntime({
   const args = [SELF, "serve", "--config", resolve(configPath), "--bundle", bundleDir, "--port", String(port), "--persist-to", resolve(persistTo)];
   if (inspectorPort !== undefined) args.push("--inspector-port", String(inspectorPort));
   if (observability) args.push("--observability");
+  // Not `--env-file`: Node itself takes that flag from anywhere in argv.
+  if (envFile !== undefined) args.push("--dev-vars", resolve(envFile));
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}=${value}`);
   const child = spawn(nodeBinary(), args, {
     cwd: ROOT,
@@ -134,6 +139,7 @@ async function serve(argv) {
   const persistTo = required(argFromArgs("--persist-to", argv), "--persist-to");
   const inspector = argFromArgs("--inspector-port", argv);
   const observability = argv.includes("--observability");
+  const envFile = argFromArgs("--dev-vars", argv);
   const vars = varsFromArgs(argv);
 
   // Bundling (a wrangler child process) and loading wrangler and Miniflare here overlap.
@@ -149,8 +155,10 @@ async function serve(argv) {
     bundled,
   ]);
   const wranglerConfig = wrangler.unstable_readConfig({ config });
+  // Secrets: .dev.vars next to the configuration (wrangler's reader), or `--dev-vars`.
   const { workerOptions } = wrangler.unstable_getMiniflareWorkerOptions(wranglerConfig, undefined, {
     overrides: { enableContainers: false },
+    ...(envFile !== undefined ? { envFiles: [envFile] } : {}),
   });
   // The bundle is self-contained: module rules were applied when bundling.
   const { modulesRules: _rules, ...bindingsAndSettings } = workerOptions;

@@ -5,10 +5,18 @@
 // `--runtime local` (default; EDGE_MQTT_RUNTIME sets another default) runs
 // workerd through Miniflare's API, `--runtime wrangler` through `wrangler dev`
 // (see docs/local-runtime.md).
-import { argFromArgs, defaultRuntime, parseRuntime, portFromArgs, startBroker } from "./broker-process.mjs";
+// Secrets come from .dev.vars (--dev-vars PATH for another file), created from
+// .dev.vars.example with a random ADMIN_TOKEN when it is missing (docs/admin.md).
+// A port already taken: "port N is in use", exit status 1, nothing started.
+import { relative, resolve } from "node:path";
+import { argFromArgs, assertPortFree, defaultRuntime, parseRuntime, PortInUseError, portFromArgs, ROOT, startBroker } from "./broker-process.mjs";
+import { DEV_VARS, ensureDevVars } from "./dev-vars.mjs";
 
 const port = portFromArgs();
 const persistTo = argFromArgs("--persist-to");
+// Not `--env-file`: Node itself takes that flag from anywhere in argv (and fails on a missing file).
+const envFileArg = argFromArgs("--dev-vars");
+const envFile = envFileArg !== undefined ? resolve(envFileArg) : DEV_VARS;
 /** @type {import("./broker-process.mjs").Runtime} */
 let runtime;
 try {
@@ -33,9 +41,36 @@ async function shutdown(signal) {
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
+// Nothing is started or written when the port is taken (startBroker checks it again).
 try {
-  broker = await startBroker({ port, runtime, ...(persistTo ? { persistTo } : {}) });
+  await assertPortFree(port);
 } catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+}
+
+const devVars = ensureDevVars({ path: envFile });
+const shownPath = relative(process.cwd(), devVars.path) || devVars.path;
+if (devVars.created) {
+  // The token itself is never printed (terminal scrollback, CI logs): the file has it.
+  console.log(`created ${shownPath} with a random ADMIN_TOKEN (the admin API's bearer token; \`npm run admin\` reads it from there)`);
+} else if (!devVars.hasAdminToken) {
+  console.warn(`${shownPath} sets no ADMIN_TOKEN: the admin API will answer 503 (see .dev.vars.example)`);
+}
+
+try {
+  broker = await startBroker({
+    port,
+    runtime,
+    ...(persistTo ? { persistTo } : {}),
+    // wrangler's own default is .dev.vars next to wrangler.toml: pass the file only when it is another.
+    ...(envFile !== resolve(ROOT, ".dev.vars") ? { envFile } : {}),
+  });
+} catch (err) {
+  if (err instanceof PortInUseError) {
+    console.error(err.message);
+    process.exit(1);
+  }
   console.error(`failed to start the broker: ${err instanceof Error ? err.message : err}`);
   process.exit(1);
 }
@@ -44,7 +79,8 @@ if (stopping) {
   process.exit(0);
 }
 console.log(`\nMQTT broker ready: ${broker.url}  (runtime: ${runtime})`);
-console.log(`HTTP: ${broker.httpUrl} (GET /health)  Ctrl-C to stop`);
+console.log(`HTTP: ${broker.httpUrl} (GET /health)  API reference: ${broker.httpUrl}/api/v1/docs`);
+console.log(`admin token: ADMIN_TOKEN in ${shownPath}  Ctrl-C to stop`);
 
 const { code, signal } = await broker.exited;
 if (!stopping) {

@@ -22,8 +22,14 @@ export function admitConnect(packet: ConnectPacket, newClientId: () => string, h
     clientId = hint ?? newClientId(); // [MQTT-3.1.3-6] a unique identifier assigned by the server
     assigned = true;
   } else if (hint !== undefined && hint !== clientId) {
-    // The URL named one session and the CONNECT another.
-    return refuse(v, ReasonCode.ClientIdentifierNotValid);
+    // The URL named one session and the CONNECT another. A Reason String on CONNACK is allowed
+    // whatever Request Problem Information says [MQTT-3.1.2-29]; 3.1.1 has no properties.
+    return refuse(
+      v,
+      ReasonCode.ClientIdentifierNotValid,
+      `the client identifier in CONNECT ("${clip(clientId)}") differs from the one in the URL ("${clip(hint)}"): connect to /mqtt/<your client identifier>, or to /mqtt`,
+      packet.properties?.maximumPacketSize,
+    );
   }
   return { ok: true, clientId, assigned };
 }
@@ -39,13 +45,19 @@ export function refuseMalformedConnect(error: ProtocolViolation, version: Protoc
   return { ok: false, reason: error.reasonCode };
 }
 
-function refuse(v: ProtocolVersion, reason: number): Admission {
+function refuse(v: ProtocolVersion, reason: number, reasonString?: string, clientMaximumPacketSize?: number): Admission {
   const reasonCode = v === 5 ? reason : to311ReturnCode(reason);
-  return {
-    ok: false,
-    reason,
-    reply: encodePacket({ type: "connack", sessionPresent: false, reasonCode }, v),
-  };
+  const bare = encodePacket({ type: "connack", sessionPresent: false, reasonCode }, v);
+  if (v !== 5 || reasonString === undefined) return { ok: false, reason, reply: bare };
+  const explained = encodePacket({ type: "connack", sessionPresent: false, reasonCode, properties: { reasonString } }, v);
+  // No Reason String that would make the CONNACK larger than the client accepts [MQTT-3.2.2-19].
+  const fits = clientMaximumPacketSize === undefined || explained.length <= clientMaximumPacketSize;
+  return { ok: false, reason, reply: fits ? explained : bare };
+}
+
+/** A client identifier quoted in a Reason String: bounded, so the CONNACK stays small. */
+function clip(id: string): string {
+  return id.length > 64 ? `${id.slice(0, 64)}...` : id;
 }
 
 /** The 3.1.1 CONNACK return code closest to a 5.0 reason code. */

@@ -12,6 +12,8 @@ import {
 } from "../mqtt/packets";
 import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
 import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
+import { disconnectCause, type Ending } from "../presence/reasons";
+import { AdminFlow } from "./admin";
 import { to311ReturnCode } from "./admit";
 import { MAX_PACKET_ID, OutboundFlow } from "./deliver";
 import { Outbound } from "./outbound";
@@ -59,6 +61,9 @@ export class Session {
   readonly #flow: OutboundFlow;
   #qos2Count: number | undefined;
 
+  /** Operator actions: describe, disconnect, end (admin.ts). */
+  readonly admin: AdminFlow;
+
   /** Makes the identifiers of inbound QoS 2 messages (see Message.messageId). */
   readonly #newMessageId: () => string;
 
@@ -76,6 +81,8 @@ export class Session {
       ack: (type, packetId, reasonCode) => this.#ack(type, packetId, reasonCode),
     });
     this.#topicLimits = { maxBytes: limits.maxTopicLength, maxLevels: limits.maxTopicLevels };
+    this.admin = new AdminFlow({ store, outbound: this.#outbound, record: () => this.record, save: (r) => this.#save(r),
+      send: (p) => this.#send(p), connectionLost: (reason, now) => this.connectionLost(reason, now), end: (now) => this.#end(now) });
   }
 
   get record(): SessionRecord | undefined {
@@ -225,6 +232,7 @@ export class Session {
         clientId: packet.clientId,
         online: true,
         at: now,
+        connectedAt: now,
         protocolVersion: v,
         ...(packet.username !== undefined && { username: packet.username }),
       },
@@ -552,17 +560,19 @@ export class Session {
       delete record.will;
     }
     this.#save(record);
-    return [{ kind: "close", reason }, ...this.connectionLost(reason, now)];
+    return [{ kind: "close", reason }, ...this.connectionLost(reason, now, "client")];
   }
 
   /**
    * The network connection is gone (closed, keep alive timeout, protocol error, taken over,
    * or after DISCONNECT). Publishes or schedules the Will and starts the session expiry.
+   * `ending` (how it ended) with `reason` names the presence reason (core/presence/reasons.ts).
    */
-  connectionLost(reason: number, now: number): Effect[] {
+  connectionLost(reason: number, now: number, ending: Ending = "server"): Effect[] {
     const record = this.record;
     if (!record || !record.connected) return [];
     const effects: Effect[] = [];
+    const connectedAt = record.connection?.connectedAt ?? now;
     record.connected = false;
     delete record.connection;
     record.lastPacketId = this.#flow.lastPacketId ?? record.lastPacketId;
@@ -580,9 +590,11 @@ export class Session {
         record.willAt = now + delay * 1000; // [MQTT-3.1.3-9]
       }
     }
+    const expires = record.expiryInterval !== 0 && record.expiryInterval !== NEVER;
     effects.push({
       kind: "presence",
-      event: { clientId: record.clientId, online: false, at: now, reason, willFired },
+      event: { clientId: record.clientId, online: false, at: now, connectedAt, ...disconnectCause(reason, ending), willFired,
+        sessionExpiresAt: expires ? now + record.expiryInterval * 1000 : null },
     });
     if (record.expiryInterval === 0) {
       // Session Expiry 0 (or a 3.1.1 clean session) ends with the connection [MQTT-3.1.2-5].

@@ -1,4 +1,5 @@
 import type { Packet, Properties, QoS, UserProperty, Will } from "../mqtt/packets";
+import type { DisconnectReason } from "../presence/reasons";
 
 /** Limits and features the broker offers; every one is configurable (wrangler.toml [vars]). */
 export interface BrokerLimits {
@@ -138,14 +139,31 @@ export interface SubscribeRequest {
   wantRetained: boolean;
 }
 
+/**
+ * A device's presence changed (core/presence, docs/presence.md): a connection began
+ * (`online`), ended (`online: false`, with why), or, with `renewal`, its holder renewed the
+ * lease of a live connection (nothing else changed). `connectedAt` identifies the connection,
+ * so a late event of an older connection never overrides a newer one.
+ */
 export interface PresenceEvent {
   clientId: string;
   online: boolean;
+  /** Epoch ms of the change (of the renewal). */
   at: number;
+  /** Epoch ms the connection was accepted (equal to `at` for the connect itself). */
+  connectedAt: number;
+  /** A lease renewal of the live connection `connectedAt`. */
+  renewal?: true;
   protocolVersion?: number;
   username?: string;
-  reason?: number;
+  /** The client's IP address (CF-Connecting-IP), added by the object holding the socket. */
+  remoteAddress?: string;
+  /** Offline: why, by name, and the MQTT reason code when there was one. */
+  reason?: DisconnectReason;
+  code?: number;
   willFired?: boolean;
+  /** Offline: when the session will expire (epoch ms); null when it ended with the connection (or never expires). */
+  sessionExpiresAt?: number | null;
 }
 
 export type { Will, Properties };

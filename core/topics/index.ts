@@ -11,3 +11,18 @@ export {
 } from "./limits";
 export { utf8ByteLength } from "./utf8";
 export { prefixUpperBound, retainedLookup, type RetainedLookup, type TopicRange } from "./retained-range";
+export {
+  base64UrlDecode,
+  base64UrlEncode,
+  compareUtf8,
+  decodeCursor,
+  encodeCursor,
+  olderThanCutoff,
+  retainedScan,
+  retainedShards,
+  segmentAfter,
+  selectRow,
+  type RetainedCursor,
+  type RowVerdict,
+  type ScanSegment,
+} from "./retained-select";

@@ -63,6 +63,6 @@ describe("errors", () => {
   });
 
   it("404 problem JSON under the /api/v1 mount point", async () => {
-    await expectProblem(await get("/api/v1/devices"), 404);
+    await expectProblem(await get("/api/v1/no-such-resource"), 404);
   });
 });

@@ -15,16 +15,28 @@ export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
  * - `/mqtt`: a fresh connection object; the client identifier is only known
  *   after CONNECT.
  */
-export const mqtt = new Hono<AppEnv>().get("/:clientId?", (c) => {
-  const request = c.req.raw;
+export const mqtt = new Hono<AppEnv>().get("/:clientId?", (c) =>
+  upgradeToMqtt(c.env, c.req.raw, c.req.param("clientId") || c.req.query("clientId") || ""),
+);
+
+/**
+ * Checks an MQTT WebSocket handshake and hands it to the object that will hold the socket
+ * (the session object named by `clientIdHint`, or a fresh connection object when it is empty).
+ * Also used for upgrades on `/` (what MQTT.js's command line and Mosquitto users expect).
+ */
+export function upgradeToMqtt(env: Env, request: Request, clientIdHint = ""): Promise<Response> {
   requireWebSocketUpgrade(request);
   requireMqttSubprotocol(request);
-  const hint = c.req.param("clientId") || c.req.query("clientId") || "";
-  return routeUpgrade(c.env, hint).fetch(request);
-});
+  return routeUpgrade(env, clientIdHint).fetch(request);
+}
+
+/** Whether a request asks for a WebSocket upgrade. */
+export function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
 
 function requireWebSocketUpgrade(request: Request): void {
-  if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return;
+  if (isWebSocketUpgrade(request)) return;
   throw new ProblemException(
     {
       type: "urn:edge-mqtt:problem:websocket-upgrade-required",

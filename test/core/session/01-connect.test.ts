@@ -90,7 +90,7 @@ describe("01 connect: CONNACK", () => {
     h.connectPersistent(5);
     const effects = h.connect(5, { clean: false, properties: { sessionExpiryInterval: 3600 } });
     expect(kinds(effects)).toEqual(["presence", "send:connack", "presence"]);
-    expect(pick(effects, "presence")[0]!.event).toMatchObject({ online: false, reason: ReasonCode.SessionTakenOver });
+    expect(pick(effects, "presence")[0]!.event).toMatchObject({ online: false, reason: "taken-over", code: ReasonCode.SessionTakenOver });
     expect(one(effects, 5, "connack").sessionPresent).toBe(true);
   });
 
@@ -278,6 +278,13 @@ describe("01 connect: admitConnect", () => {
     if (a5.ok) return;
     expect(a5.reason).toBe(0x85);
     expect(connackOf(a5.reply, 5).reasonCode).toBe(0x85);
+    // The Reason String says why [MQTT-3.1.2-29]; 3.1.1 has no properties.
+    expect(connackOf(a5.reply, 5).properties?.reasonString).toMatch(/"dev-1".*differs.*URL.*"dev-2"/);
+    // ...unless it would make the CONNACK larger than the client's Maximum Packet Size [MQTT-3.2.2-19].
+    const small = connectPacket(5, { clientId: "dev-1", clean: true });
+    const tiny = admitConnect({ ...small, properties: { ...small.properties, maximumPacketSize: 20 } }, newId, "dev-2");
+    if (tiny.ok) throw new Error("admitted");
+    expect(connackOf(tiny.reply, 5)).toStrictEqual({ type: "connack", sessionPresent: false, reasonCode: 0x85 });
     const a4 = admitConnect(c(4, "dev-1", true), newId, "dev-2");
     if (a4.ok) throw new Error("admitted");
     expect(connackOf(a4.reply, 4).reasonCode).toBe(2);

@@ -199,13 +199,18 @@ describe("05 sessions: expiry", () => {
   it("presence offline carries the reason and whether the Will fired", () => {
     const h = new Harness();
     h.connectPersistent(5, { will: { topic: "w", payload: new Uint8Array(), qos: 0, retain: false } });
+    const connectedAt = h.now;
+    h.now += 5_000;
     const effects = h.session.connectionLost(ReasonCode.KeepAliveTimeout, h.now);
     expect(pick(effects, "presence")[0]!.event).toEqual({
       clientId: "c1",
       online: false,
       at: h.now,
-      reason: ReasonCode.KeepAliveTimeout,
+      connectedAt,
+      reason: "keepalive-timeout",
+      code: ReasonCode.KeepAliveTimeout,
       willFired: true,
+      sessionExpiresAt: h.now + 3600_000,
     });
     expect(h.session.connectionLost(ReasonCode.KeepAliveTimeout, h.now)).toEqual([]); // once
   });

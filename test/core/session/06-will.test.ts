@@ -184,6 +184,6 @@ describe("06 will", () => {
     h.connectPersistent(5, { will: will() });
     const effects = h.connectPersistent(5);
     expect(pick(effects, "route")).toHaveLength(1);
-    expect(pick(effects, "presence")[0]!.event.reason).toBe(ReasonCode.SessionTakenOver);
+    expect(pick(effects, "presence")[0]!.event).toMatchObject({ reason: "taken-over", code: ReasonCode.SessionTakenOver });
   });
 });

@@ -30,6 +30,8 @@ api.doc31("/openapi.json", {
     version: "1",
     description: "HTTP ingest, device presence, retained messages, API keys and statistics.",
   },
+  // Paths in this document are relative to the router's mount point, /api/v1.
+  servers: [{ url: "/api/v1", description: "This broker" }],
   security: [{ bearer: [] }],
 });
 
