@@ -182,12 +182,13 @@ export class PresenceDO extends DurableObject<Env> {
     // A flush in flight may carry this client's last change: let it land first.
     while (this.#flushing) await this.#flushing;
     const lease = this.#lease(clientId);
-    this.#exec(`DELETE FROM pending WHERE client_id = ?`, clientId);
-    this.#exec(`DELETE FROM leases WHERE client_id = ?`, clientId);
-    this.#exec(`INSERT OR REPLACE INTO decommissioned (client_id, at) VALUES (?, ?)`, clientId, at);
+    // A change not yet in D1 (a first connect within the flush interval) is written in the same
+    // batch, before the mark, so the device has a record to mark.
+    this.#returnInflight();
+    const waiting = this.#exec<PendingRow>(`SELECT client_id, since, patch FROM pending WHERE client_id = ?`, clientId)[0];
     const d = schema.devices;
-    this.#countD1Request();
-    await createDb(this.env.DB)
+    const db = createDb(this.env.DB);
+    const mark = db
       .update(d)
       .set({
         online: false,
@@ -198,6 +199,12 @@ export class PresenceDO extends DurableObject<Env> {
         decommissionedAt: at,
       })
       .where(eq(d.clientId, clientId));
+    this.#countD1Request();
+    if (waiting) await db.batch([upsertOf(db, clientId, JSON.parse(waiting.patch) as DevicePatch), mark]);
+    else await mark;
+    this.#exec(`DELETE FROM pending WHERE client_id = ?`, clientId);
+    this.#exec(`DELETE FROM leases WHERE client_id = ?`, clientId);
+    this.#exec(`INSERT OR REPLACE INTO decommissioned (client_id, at) VALUES (?, ?)`, clientId, at);
     if (lease && !lease.expired) {
       this.#announce({ event: "disconnected", clientId, at, transport: lease.transport, reason: "decommissioned" });
     }

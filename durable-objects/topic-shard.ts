@@ -11,7 +11,7 @@ import type { QoS } from "../core/mqtt/packets";
 import type { Env } from "../worker/env";
 import { Batcher } from "../core/util/batcher";
 import { deliverySize } from "../core/session/outbound";
-import { RPC_CALL_BYTES, numberVar } from "./config";
+import { RPC_CALL_BYTES, numberVar, shardName } from "./config";
 import { Meter } from "./metrics";
 import { decodeJson, encodeJson } from "./storage/json";
 import { CLEAR_WALK_ROWS, RetainedStore, type ClearResult, type ListPage, type RetainedInfo, type RetainedSelection } from "./storage/retained-store";
@@ -60,8 +60,15 @@ export class TopicShardDO extends DurableObject<Env> {
     if (!this.#sweepChecked && this.#retained.count > 0) this.#armSweep();
   }
 
+  /**
+   * Subscriptions counted once across shards: a wildcard filter is held by every shard
+   * (shardsForFilter), so only the first shard counts those; exact filters live on one shard.
+   */
   #subscriptionsChanged(): void {
-    if (this.#trie) this.#meter.gauge("subscriptions", this.#trie.size, this.#label);
+    if (!this.#trie) return;
+    const firstShard = this.ctx.id.name === undefined || this.ctx.id.name === shardName(0);
+    const counted = firstShard ? this.#trie.size : this.#trie.size - this.#trie.wildcardSize;
+    this.#meter.gauge("subscriptions", counted, this.#label);
   }
 
   #exec(query: string, ...bindings: unknown[]): void {

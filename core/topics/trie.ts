@@ -30,15 +30,25 @@ function newNode<T>(): Node<T> {
   return { children: undefined, subs: undefined };
 }
 
+function hasWildcard(filter: string): boolean {
+  return filter.includes("+") || filter.includes("#");
+}
+
 export class SubscriptionTrie<T> {
   readonly #root: Node<T> = newNode();
   /** key -> filters it holds, so `removeAll` does not scan the trie. */
   readonly #byKey = new Map<string, Set<string>>();
   #size = 0;
+  #wildcardSize = 0;
 
   /** Number of (filter, key) subscriptions held. */
   get size(): number {
     return this.#size;
+  }
+
+  /** How many of them have a wildcard filter (`+` or `#`, shared ones included). */
+  get wildcardSize(): number {
+    return this.#wildcardSize;
   }
 
   /**
@@ -68,6 +78,7 @@ export class SubscriptionTrie<T> {
     byKey.set(key, value);
     if (created) {
       this.#size++;
+      if (hasWildcard(filter)) this.#wildcardSize++;
       let filters = this.#byKey.get(key);
       if (!filters) {
         filters = new Set();
@@ -107,6 +118,7 @@ export class SubscriptionTrie<T> {
       if (node.subs!.size === 0) node.subs = undefined;
     }
     this.#size--;
+    if (hasWildcard(filter)) this.#wildcardSize--;
     const filters = this.#byKey.get(key)!;
     filters.delete(filter);
     if (filters.size === 0) this.#byKey.delete(key);

@@ -161,6 +161,17 @@ describe("PresenceDO", () => {
     expect(await row(id)).toMatchObject({ leaseExpiresAt: t + 460_000, lastSeenAt: t + 160_000, connectionCount: 1 });
   });
 
+  it("decommission before the first flush: the device still gets its record, marked decommissioned", async () => {
+    const presence = newPresence();
+    const id = unique("fresh");
+    const t = Date.now();
+    await presence.record([connect(id, t)]); // not flushed yet
+    expect(await row(id)).toBeUndefined();
+    await presence.decommission(id, t + 1_000);
+    expect(await row(id)).toMatchObject({ online: false, disconnectReason: "decommissioned", decommissionedAt: t + 1_000, connectedAt: t, disconnectedAt: t + 1_000 });
+    expect((await presence.status()).pending).toBe(0);
+  });
+
   it("decommission: written at once, pending changes dropped, later disconnects ignored; a new connect registers it anew", async () => {
     const presence = newPresence();
     const id = unique("retired");

@@ -321,7 +321,10 @@ describe("gauges", () => {
     const name = unique("gauge-shard");
     const shard = newShard(name);
     await store(shard, retained("gg/1", "v"), retained("gg/2", "v"), retained("gg/3", "v"), retained("gg/2", ""));
-    await shard.subscribe(unique("c"), [{ subscription: { filter: "gg/#", qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }, wantRetained: false }]);
+    await shard.subscribe(unique("c"), [
+      { subscription: { filter: "gg/#", qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }, wantRetained: false },
+      { subscription: { filter: "gg/exact", qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }, wantRetained: false },
+    ]);
     const metrics = env.METRICS.get(env.METRICS.idFromName("metrics"));
     let gauges: { retained: { byShard: Record<string, number> }; subscriptions: { byShard: Record<string, number> } } | undefined;
     for (let i = 0; i < 40; i++) {
@@ -330,6 +333,7 @@ describe("gauges", () => {
       if (gauges?.retained.byShard[name] !== undefined && gauges.subscriptions.byShard[name] !== undefined) break;
     }
     expect(gauges?.retained.byShard[name]).toBe(2);
+    // The exact filter only: a wildcard filter is on every shard and counted by shard-0 alone.
     expect(gauges?.subscriptions.byShard[name]).toBe(1);
   });
 });

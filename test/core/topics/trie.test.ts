@@ -46,6 +46,7 @@ describe("SubscriptionTrie basics", () => {
     expect(t.add("a/+", "c1", { qos: 2 })).toBe(false);
     expect(t.add("a/+", "c2", { qos: 1 })).toBe(true);
     expect(t.size).toBe(2);
+    expect(t.wildcardSize).toBe(2);
     expect(t.get("a/+", "c1")).toEqual({ qos: 2 });
     expect(t.match("a/b").map((m) => m.value.qos).sort()).toEqual([1, 2]);
   });
@@ -75,11 +76,14 @@ describe("SubscriptionTrie basics", () => {
     t.add("a/+", "c1", 2);
     t.add("$share/g/a/+", "c1", 3);
     t.add("a/+", "c2", 4);
+    t.add("a/b", "c2", 5);
+    expect(t.wildcardSize).toBe(4);
     expect(t.filtersOf("c1").sort()).toEqual(["$share/g/a/+", "a/#", "a/+"]);
     expect(t.removeAll("c1")).toBe(3);
     expect(t.removeAll("c1")).toBe(0);
     expect(t.removeAll("nobody")).toBe(0);
-    expect(t.size).toBe(1);
+    expect(t.size).toBe(2);
+    expect(t.wildcardSize).toBe(1);
     expect(t.filtersOf("c1")).toEqual([]);
     expect(ids(t.match("a/x"))).toEqual(["a/+ c2"]);
   });
