@@ -18,6 +18,8 @@ export default defineConfig({
         // Read once here (Node side); applied in test/workers/setup.ts.
         bindings: {
           ADMIN_TOKEN: "test-admin-token-0123456789",
+          // As `npm start` runs it locally (.dev.vars); tests of refusals turn it off per test.
+          ALLOW_ANONYMOUS: "true",
           TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
         },
         // No network from tests: every outbound fetch() from the Worker is

@@ -29,6 +29,18 @@ export interface Counters {
   rateLimited: number;
   /** Requests to D1 (a batch() is one): presence flushes and decommissions. */
   d1Requests: number;
+  /** CONNECTs refused for their credentials (wrong password, bad token, unknown user). */
+  authFailures: number;
+  /** CONNECTs refused for any reason of security (credentials, not authorized, Will topic denied). */
+  connectRefused: number;
+  /** PUBLISH packets (and Wills) the ACL refused. */
+  aclDeniedPublish: number;
+  /** SUBSCRIBE topic filters the ACL refused. */
+  aclDeniedSubscribe: number;
+  /** Messages not delivered to a subscriber the ACL does not let read their topic. */
+  aclDeniedRead: number;
+  /** WebSocket upgrades refused by the limits: rate per address, pending connections, penalties. */
+  upgradesRefused: number;
 }
 
 /** Drops per client, as GET /metrics shows them under `drops.byClient`. */
@@ -76,6 +88,12 @@ export function zeroCounters(): Counters {
     droppedQueued: 0,
     rateLimited: 0,
     d1Requests: 0,
+    authFailures: 0,
+    connectRefused: 0,
+    aclDeniedPublish: 0,
+    aclDeniedSubscribe: 0,
+    aclDeniedRead: 0,
+    upgradesRefused: 0,
   };
 }
 

@@ -49,6 +49,25 @@ export interface Env {
   API_KEY_CACHE_SECONDS?: string;
   /** Secret: the bearer token of the admin API. Unset: admin endpoints answer 503. */
   ADMIN_TOKEN?: string;
+  /** "true": clients without a user name may connect (docs/security.md). */
+  ALLOW_ANONYMOUS?: string;
+  PBKDF2_ITERATIONS?: string;
+  AUTH_CACHE_SECONDS?: string;
+  ACL_CACHE_SECONDS?: string;
+  /** Secret: HS256 key for JSON Web Tokens given as the MQTT password. */
+  JWT_SECRET?: string;
+  /** A JSON Web Key Set (JSON text) for RS256/ES256 tokens. */
+  JWT_JWKS?: string;
+  JWT_AUDIENCE?: string;
+  JWT_ISSUER?: string;
+  JWT_USERNAME_CLAIM?: string;
+  JWT_CLIENTID_CLAIM?: string;
+  /** JSON: client certificate SHA-256 fingerprint (hex) or subject DN -> user name. */
+  CLIENT_CERT_USERS?: string;
+  MAX_PENDING_CONNECTIONS?: string;
+  ADMISSION_SHARDS?: string;
+  AUTH_FAIL_DELAY?: string;
+  AUTH_FAIL_DELAY_MAX?: string;
 }
 
 /** Hono environment shared by every router of the Worker. */

@@ -42,6 +42,12 @@ const KNOWN: Record<string, { family: string; help: string; summed?: boolean; ca
   droppedQos0: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, cause: "qos0" },
   droppedQueued: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, cause: "queue" },
   rateLimited: { family: "rate_limited_connections_total", help: "Connections closed for publishing faster than the rate limits.", summed: true },
+  authFailures: { family: "auth_failures_total", help: "CONNECTs refused for their credentials (wrong password, bad or expired token, unknown user).", summed: true },
+  connectRefused: { family: "connects_refused_total", help: "CONNECTs refused by authentication or authorization.", summed: true },
+  aclDeniedPublish: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "publish" },
+  aclDeniedSubscribe: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "subscribe" },
+  aclDeniedRead: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "read" },
+  upgradesRefused: { family: "upgrades_refused_total", help: "WebSocket upgrades refused by the connection limits (rate per address, pending connections, failed-authentication penalties).", summed: true },
 };
 
 function snake(name: string): string {

@@ -38,7 +38,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
   let broker: Broker;
   try {
-    broker = await startBroker({ port, persistTo, onOutput, vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...options.vars } });
+    broker = await startBroker({ port, persistTo, onOutput, vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOW_ANONYMOUS: "true", ...options.vars } });
   } catch (err) {
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);
