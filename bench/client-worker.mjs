@@ -131,7 +131,10 @@ function group(name) {
 /**
  * @param {{ group: string, kind: "lean" | "mqttjs", url: string, route: "fast" | "url", count: number,
  *           idPrefix: string, version?: 4 | 5, keepAlive?: number, concurrency?: number,
- *           subscribe?: { filter: string, qos: 0 | 1 | 2 }, recordLatency?: boolean, timeoutMs?: number }} a
+ *           subscribe?: { filter: string, qos: 0 | 1 | 2 }, recordLatency?: boolean, timeoutMs?: number,
+ *           credentials?: { username?: string, password?: string }[], hold?: boolean }} a
+ * `credentials`: the i-th client connects with `credentials[i % length]` (lean clients only);
+ * `hold: false`: close each client once its CONNACK arrived (connection rate: nothing kept open).
  */
 async function connect(a) {
   /** @type {Group} */
@@ -157,17 +160,26 @@ async function connect(a) {
   const errors = [];
   let failed = 0;
   let next = 0;
+  let connectedOnly = 0;
   const deadline = started + (a.timeoutMs ?? 120_000);
   const one = async () => {
     while (next < a.count && now() < deadline && !g.stop) {
       const i = next++;
       const clientId = `${a.idPrefix}${i}`;
       const url = a.route === "fast" ? `${a.url}/${encodeURIComponent(clientId)}` : a.url;
-      const o = { url, clientId, codec, version: a.version ?? 4, keepAlive: a.keepAlive ?? 60, onPublish, onClose };
+      const auth = a.credentials?.length ? a.credentials[i % a.credentials.length] : undefined;
+      if (auth && a.kind !== "lean") throw new Error("credentials: lean clients only");
+      const o = { url, clientId, codec, version: a.version ?? 4, keepAlive: a.keepAlive ?? 60, onPublish, onClose, ...auth };
       const client = a.kind === "lean" ? new LeanClient(o) : new MqttJsClient(o);
+      /** @type {any} */ (client).index = i;
       try {
         await client.connect(Math.max(1_000, Math.min(30_000, deadline - now())));
         if (a.subscribe) await withTimeout(client.subscribe(a.subscribe.filter, a.subscribe.qos), 30_000, "SUBACK");
+        if (a.hold === false) {
+          connectedOnly++;
+          client.close();
+          continue;
+        }
         g.clients.push(client);
       } catch (e) {
         failed++;
@@ -181,7 +193,7 @@ async function connect(a) {
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(a.concurrency ?? 50, a.count)) }, one));
-  return { connected: g.clients.length, failed, notAttempted: a.count - next, ms: now() - started, errors };
+  return { connected: g.clients.length + connectedOnly, failed, notAttempted: a.count - next, ms: now() - started, errors };
 }
 
 /**
@@ -204,7 +216,7 @@ function withTimeout(p, ms, what) {
  * @param {{ group: string, topic: string, indexOffset?: number, qos: 0 | 1 | 2, durationMs: number,
  *           maxMessages: number, payloadBytes: number, window?: number, rate?: number, stamp?: boolean,
  *           startAt?: number, ackWaitMs?: number, syncEvery?: number, syncWindow?: number }} a
- * `topic` may contain {i} (the client's global index). Without `rate`: each client publishes as fast
+ * `topic` may contain {i} (the client's global index: `indexOffset` plus its index in `connect`). Without `rate`: each client publishes as fast
  * as it may (lean QoS 0: as fast as the socket takes it; otherwise `window` unacknowledged
  * publishes per client). With `rate`: the group publishes `rate` messages/s in total.
  */
@@ -219,7 +231,9 @@ async function publish(a) {
   const syncWindow = a.syncWindow ?? 4;
   const clients = g.clients.map((client, k) => ({
     client,
-    topic: a.topic.replace("{i}", String((a.indexOffset ?? 0) + k)),
+    // The client's index in its `connect` (not its place in the group, which is the order the
+    // CONNACKs arrived in): the i-th client publishes as the i-th credentials' user.
+    topic: a.topic.replace("{i}", String((a.indexOffset ?? 0) + (client.index ?? k))),
     sent: 0,
     outstanding: 0,
     /** @type {(() => void) | undefined} */

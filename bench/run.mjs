@@ -16,9 +16,13 @@
 //                      2,000; 35,000 or more includes every client's first PINGREQ, which wakes
 //                      its session object)
 //   --out FILE         another JSON path
+//   --no-security      skip the security part (bench/security/run.mjs, run after the rest with
+//                      its own brokers: authentication's cost on connect, ACL rules' on publish;
+//                      `--only security` runs only it)
 //
 // The machine is shared and noisy: compare figures of ONE run (ratios), not across runs.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
@@ -545,7 +549,9 @@ async function startLocalOnce(configPath) {
     // The throughput scenarios send thousands of messages per second from each client, far
     // past the per-client publish rates that protect a shared broker: those are off here
     // (bench/overload measures them). Everything else is the configuration as deployed.
-    ...(configPath ? {} : { vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0" } }),
+    // Anonymous clients, as the local default (.dev.vars may be absent: a fresh clone; the
+    // committed wrangler.toml has it off); bench/security measures authentication's cost.
+    ...(configPath ? {} : { vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0", ALLOW_ANONYMOUS: "true" } }),
   };
   try {
     const b = await startBroker(/** @type {any} */ (options));
@@ -710,6 +716,7 @@ async function main() {
     { name: "connections", fn: (t) => connections(t, W, { count: P.connections, tag: `${t.name}-c` }), relay: false },
   ];
   const plan = all.filter((s) => only.length === 0 || only.some((o) => s.name.startsWith(o)));
+  const security = !targetUrl && !args.includes("--no-security") && (only.length === 0 || only.some((o) => "security".startsWith(o)));
 
   /** @type {Record<string, any>} */
   const scenarios = {};
@@ -776,7 +783,9 @@ async function main() {
   const bp = brokerProcess;
   let runtimeName = runtime ?? (typeof bp.defaultRuntime === "function" ? String(bp.defaultRuntime()) : "wrangler");
   try {
-    if (targetUrl) {
+    if (plan.length === 0) {
+      // Nothing but the security part.
+    } else if (targetUrl) {
       runtimeName = "external";
       const pid = targetPid ? Number(targetPid) : undefined;
       await runAll(
@@ -807,6 +816,12 @@ async function main() {
   } finally {
     await Promise.all(W.map((w) => w.call("exit").catch(() => {})));
   }
+  /** @type {any} */
+  let securityResult = null;
+  if (security) {
+    process.stderr.write("security (bench/security/run.mjs) ...\n");
+    securityResult = await runSecurityPart();
+  }
 
   const json = {
     date: new Date().toISOString(),
@@ -817,16 +832,43 @@ async function main() {
     parameters: { ...P, latencyRatePerSec: LATENCY_RATE, payloadBytes: PAYLOAD, clientProcesses: W.length },
     prices: PRICE,
     scenarios,
+    ...(securityResult ? { security: securityResult } : {}),
     targets: targets(scenarios),
     elapsedS: round((now() - t0) / 1000),
   };
   console.log(`\n${json.date}  ${m.cores}x ${m.cpuModel}  Node ${m.node}  workerd ${m.workerd}  runtime ${runtimeName}  mode ${json.mode}\n`);
   printTables(scenarios);
+  if (securityResult && !securityResult.error) {
+    console.log("\nsecurity (bench/security/run.mjs):");
+    const { printSecurity } = await import("./security/run.mjs");
+    printSecurity(securityResult);
+  } else if (securityResult?.error) console.log(`\nsecurity: ${securityResult.error}`);
   console.log("\ntargets:");
   for (const t of json.targets) console.log(`  ${t.met === true ? "MET " : t.met === false ? "MISS" : "n/a "}  ${t.name}: ${t.value ?? "-"} (target ${t.target})${t.note ? ` [${t.note}]` : ""}`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
   console.log(`\nwrote ${relative(process.cwd(), out)} (${json.elapsedS} s)`);
+}
+
+/**
+ * bench/security/run.mjs in a child process (its own brokers and client processes), in the
+ * same mode; its JSON, or `{ error }` when it failed (the rest of the results are kept).
+ */
+async function runSecurityPart() {
+  const dir = mkdtempSync(join(tmpdir(), "edge-mqtt-bench-security-out-"));
+  const file = join(dir, "security.json");
+  try {
+    const child = spawn(process.execPath, [join(HERE, "security", "run.mjs"), ...(quick ? ["--quick"] : []), "--out", file], {
+      cwd: ROOT,
+      // Its progress on stderr; its tables are printed again below, from the JSON.
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c)));
+    if (code !== 0) return { error: `bench/security/run.mjs exited with ${code}` };
+    return JSON.parse(readFileSync(file, "utf8"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main().then(

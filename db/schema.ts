@@ -55,29 +55,36 @@ export const credentials = sqliteTable("credentials", {
   /** e.g. "pbkdf2-sha256:600000". */
   algorithm: text("algorithm").notNull(),
   createdAt: integer("created_at").notNull(),
+  /** May subscribe to and read `$SYS/...` (whatever the ACL rules say). */
+  admin: integer("admin", { mode: "boolean" }).notNull().default(false),
 });
 
 export const aclActions = ["publish", "subscribe", "all"] as const;
 export type AclAction = (typeof aclActions)[number];
 
 /**
- * ACL rules. A null `username` / `client_id_pattern` matches anyone; the
- * highest `priority` matching rule decides.
+ * ACL rules (Mosquitto-like; semantics in core/policy/acl.ts and docs/security.md). A rule
+ * applies to a principal when its `username` is null or equal to the principal's user name and
+ * its `client_id` is null or equal to the client identifier (exact, no pattern). Among the
+ * applicable rules whose topic matches, any deny wins over any allow: there is no priority.
+ * `topic` is a topic filter in which `%c` / `%u` stand for the client identifier / user name.
  */
 export const aclRules = sqliteTable(
   "acl_rules",
   {
     id: integer("id").primaryKey({ autoIncrement: true }),
     username: text("username"),
-    clientIdPattern: text("client_id_pattern"),
-    topicFilter: text("topic_filter").notNull(),
+    clientId: text("client_id"),
+    topic: text("topic").notNull(),
     action: text("action", { enum: aclActions }).notNull(),
     allow: integer("allow", { mode: "boolean" }).notNull(),
-    priority: integer("priority").notNull().default(0),
+    /** Null for a rule written before this column existed (migration 0002). */
+    createdAt: integer("created_at"),
   },
   (t) => [
     check("acl_rules_action_check", sql`${t.action} in ('publish', 'subscribe', 'all')`),
     index("acl_rules_username_idx").on(t.username),
+    index("acl_rules_client_id_idx").on(t.clientId),
   ],
 );
 

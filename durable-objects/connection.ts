@@ -22,6 +22,8 @@ import {
   closeForConnectTimeout,
   connectDeadline,
   startsWithConnect,
+  releaseAdmissionOf,
+  upgradeContext,
   writeState,
   type SocketState,
 } from "./socket";
@@ -59,6 +61,8 @@ export class ConnectionDO extends DurableObject<Env> {
   #resetOnClose = false;
   readonly #presence: PresenceSender;
   readonly #leaseMs: number;
+  /** The CONNECT on its way through open(): messages after it wait, or they would overtake it. */
+  #opening: Promise<boolean> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -80,6 +84,7 @@ export class ConnectionDO extends DurableObject<Env> {
       keepAlive: 0,
       lastSeen: Date.now(),
       ...(remoteAddress && { remoteAddress }),
+      ...upgradeContext(request),
     };
     const response = acceptSocket(this.ctx, request, state, CLIENT_TAG, connectTimeoutMsFromEnv(this.env));
     await this.ctx.storage.setAlarm(connectDeadline(state)!);
@@ -88,9 +93,16 @@ export class ConnectionDO extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     this.#meter.count("webSocketMessages");
+    // The session authenticates the CONNECT (D1, PBKDF2, a penalty wait): nothing is framed or
+    // relayed before it has answered. Waiters resume in arrival order, after the message
+    // that carried the CONNECT has relayed what followed it.
+    while (this.#opening) await this.#opening.catch(() => false);
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
-    if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
+    if (!startsWithConnect(state, message)) {
+      releaseAdmissionOf(ws, state);
+      return safeClose(ws, 1002, "CONNECT expected");
+    }
     const now = Date.now();
     const framed = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
     this.#meter.count("rowsWritten", framed.rowsWritten);
@@ -102,7 +114,16 @@ export class ConnectionDO extends DurableObject<Env> {
     let pongs = 0;
     for (const frame of frames) {
       if (state.clientId === undefined) {
-        if (!(await this.#connect(ws, state, frame))) return;
+        if (state.closed) return;
+        const opening = this.#connect(ws, state, frame);
+        this.#opening = opening;
+        let open: boolean;
+        try {
+          open = await opening;
+        } finally {
+          if (this.#opening === opening) this.#opening = undefined;
+        }
+        if (!open) return;
         continue;
       }
       if (frame[0] === PINGREQ && frame.byteLength === 2 && (readState(ws) as RelayState | undefined)?.connackSent) {
@@ -119,7 +140,10 @@ export class ConnectionDO extends DurableObject<Env> {
       relay.push(frame);
     }
     if (state.clientId === undefined) {
-      if (error) safeClose(ws, 1002, error.message);
+      if (error) {
+        releaseAdmissionOf(ws, state);
+        safeClose(ws, 1002, error.message);
+      }
       return;
     }
     try {
@@ -174,8 +198,15 @@ export class ConnectionDO extends DurableObject<Env> {
 
   async #connect(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {
     const admitted = admitFirstPacket(ws, frame, this.#limits.maximumPacketSize);
-    if (!admitted) return false;
+    if (!admitted) {
+      releaseAdmissionOf(ws, state);
+      return false;
+    }
     const { connect, assigned } = admitted;
+    const upgrade = {
+      ...(state.certificateUser !== undefined && { certificateUser: state.certificateUser }),
+      ...(state.connectBy !== undefined && { connectBy: state.connectBy }),
+    };
     state.clientId = connect.clientId;
     (state as RelayState).protocolVersion = connect.protocolVersion;
     writeState(ws, state);
@@ -183,7 +214,25 @@ export class ConnectionDO extends DurableObject<Env> {
     // alarm uses this to tell the session its connection was lost.
     this.ctx.storage.kv.put(CLIENT_ID_KEY, connect.clientId);
     this.#meter.count("rowsWritten");
-    const { keepAlive, connectedAt } = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned, state.remoteAddress);
+    let opened: Awaited<ReturnType<SessionDO["open"]>>;
+    try {
+      opened = await this.#sessionStub(connect.clientId).open(state.linkId, connect, assigned, state.remoteAddress, upgrade);
+    } finally {
+      releaseAdmissionOf(ws, readState(ws) ?? state); // answered (or failed): no longer pending
+    }
+    if ("refused" in opened) {
+      // Authentication refused it: the CONNACK, then the close [MQTT-3.2.2-7]; the session
+      // was not touched and needs no linkLost.
+      const current = readState(ws) ?? state;
+      delete current.clientId;
+      current.closed = true;
+      writeState(ws, current);
+      if (opened.refused.byteLength > 0) safeSend(ws, [opened.refused]);
+      safeClose(ws, 1000, "CONNECT refused");
+      await this.#forget();
+      return false;
+    }
+    const { keepAlive, connectedAt } = opened;
     const current = (readState(ws) ?? state) as RelayState;
     current.keepAlive = keepAlive;
     current.connectedAt = connectedAt; // the session's connect event started the presence lease
@@ -279,6 +328,7 @@ export class ConnectionDO extends DurableObject<Env> {
   async #gone(ws: WebSocket, reason: number): Promise<void> {
     const state = readState(ws);
     if (state) {
+      releaseAdmissionOf(ws, state); // closed before CONNECT: the slot is free
       const clientId = state.clientId;
       delete state.clientId;
       state.closed = true;

@@ -54,7 +54,8 @@ export interface ClientDrops {
 export type DropCause = keyof Omit<ClientDrops, "at">;
 const COUNTER_OF_DROP: Record<DropCause, keyof Counters> = { qos0: "droppedQos0", queue: "droppedQueued", rate: "rateLimited" };
 
-export type ObjectKind = "session" | "connection" | "shard" | "presence" | "worker";
+/** "admission": the AdmissionDO shards (an admit and a release per MQTT upgrade). */
+export type ObjectKind = "session" | "connection" | "shard" | "presence" | "admission" | "worker";
 
 /**
  * A current value an object reports (not a count): the MetricsDO keeps the latest value per
@@ -277,7 +278,7 @@ export class MetricsDO extends DurableObject<Env> {
     const stored = ctx.storage.kv.get<StoredTotals>(TOTALS_KEY);
     this.#totals = stored ?? {
       since: Date.now(),
-      byKind: { session: zeroCounters(), connection: zeroCounters(), shard: zeroCounters(), presence: zeroCounters(), worker: zeroCounters() },
+      byKind: { session: zeroCounters(), connection: zeroCounters(), shard: zeroCounters(), presence: zeroCounters(), admission: zeroCounters(), worker: zeroCounters() },
       reports: 0,
       drops: {},
     };

@@ -26,10 +26,14 @@ import {
   closeForConnectTimeout,
   connectDeadline,
   startsWithConnect,
+  releaseAdmissionOf,
+  upgradeContext,
   writeState,
   type SocketState,
 } from "./socket";
 import { SqlSessionStore } from "./storage/sql-session-store";
+import { aclCache, type AclCache } from "../worker/security/acl-cache";
+import { asAuthenticated, ConnectGate, InOrder, type Admission } from "./connect-auth";
 
 /** What goes to a relayed client in one call: packets, then maybe the close. */
 interface Outbox {
@@ -48,6 +52,7 @@ interface PendingDeliver {
 type Link = { kind: "local"; linkId: string } | { kind: "remote"; linkId: string };
 
 const CLIENT_TAG = "client";
+const DENIED_COUNTER = { publish: "aclDeniedPublish", subscribe: "aclDeniedSubscribe", read: "aclDeniedRead" } as const;
 const LIVENESS_CHECK_MS = 3_600_000;
 /** How long the rows of acknowledged deliveries may wait for a write to ride along with. */
 const ACK_FLUSH_MS = 50;
@@ -81,6 +86,14 @@ export class SessionDO extends DurableObject<Env> {
   readonly #leaseMs: number;
   /** A relayed client's IP address, from open(), for its presence event. */
   #remoteAddress: string | undefined;
+  /** The ACL rules of this isolate (worker/security/acl-cache.ts), behind the session's checks. */
+  readonly #acl: AclCache;
+  readonly #gate: ConnectGate;
+  /** Messages of a socket wait here while an earlier one is still being handled (CONNECT authenticating). */
+  readonly #inOrder = new InOrder<WebSocket>();
+  /** Connections whose CONNECT is being authenticated, and those of them that ended meanwhile. */
+  readonly #authenticating = new Set<string>();
+  readonly #cancelled = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -90,7 +103,9 @@ export class SessionDO extends DurableObject<Env> {
     this.#meter = new Meter(ctx, env, "session");
     this.#drops = new DropLog(this.#meter);
     this.#meter.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
-    this.#session = new Session(new SqlSessionStore(this.#meter.sql), this.#limits);
+    this.#acl = aclCache(env);
+    this.#gate = new ConnectGate(env, this.#acl, this.#meter);
+    this.#session = new Session(new SqlSessionStore(this.#meter.sql), this.#limits, undefined, this.#acl.authorizer());
     this.#router = new Router(env);
   }
 
@@ -109,25 +124,56 @@ export class SessionDO extends DurableObject<Env> {
       lastSeen: Date.now(),
       ...(hint !== undefined && { hint }),
       ...(request.headers.get("CF-Connecting-IP") && { remoteAddress: request.headers.get("CF-Connecting-IP")! }),
+      ...upgradeContext(request),
     };
     const response = acceptSocket(this.ctx, request, state, CLIENT_TAG, connectTimeoutMsFromEnv(this.env));
     this.#scheduleAlarm();
     return response;
   }
 
-  override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+  /**
+   * Messages of one socket are handled in order, each at once while nothing is pending; after
+   * one that awaits (its CONNECT being authenticated, or the ACL rules of a freshly woken
+   * isolate being loaded) the next ones wait for it. Other events of the object go on.
+   */
+  override webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): void | Promise<void> {
     this.#meter.count("webSocketMessages");
+    return this.#inOrder.run(ws, () => (this.#acl.ready ? this.#onMessage(ws, message) : this.#aclLoaded().then(() => this.#onMessage(ws, message))));
+  }
+
+  #onMessage(ws: WebSocket, message: ArrayBuffer | string): void | Promise<void> {
     const state = readState(ws);
     if (!state) return safeClose(ws, 1011);
-    if (!startsWithConnect(state, message)) return safeClose(ws, 1002, "CONNECT expected");
+    if (!startsWithConnect(state, message)) {
+      releaseAdmissionOf(ws, state);
+      return safeClose(ws, 1002, "CONNECT expected");
+    }
     const now = Date.now();
     const framed = frameMessage(ws, state, message, this.ctx.storage, this.#limits.maximumPacketSize, now);
     this.#meter.count("rowsWritten", framed.rowsWritten);
     const { frames, refusal } = admitPublishes(ws, framed.frames, this.#limits, now);
-    for (const frame of frames) {
-      if (!this.#handleLocalFrame(ws, state, frame, now)) return;
+    return this.#handleFrames(ws, state, frames, 0, refusal ?? framed.error, refusal !== undefined, now);
+  }
+
+  /** Frames from `from` on; after a CONNECT, the rest once it has been authenticated. */
+  #handleFrames(ws: WebSocket, state: SocketState, frames: Uint8Array[], from: number, error: ProtocolViolation | undefined, rateRefused: boolean, now: number): void | Promise<void> {
+    for (let i = from; i < frames.length; i++) {
+      if (state.clientId === undefined) {
+        if (state.closed) return;
+        return this.#connectLocal(ws, state, frames[i]!).then((open) => {
+          if (open) return this.#handleFrames(ws, state, frames, i + 1, error, rateRefused, Date.now());
+        });
+      }
+      if (!this.#handleLocalFrame(ws, state, frames[i]!, now)) return;
     }
-    const error = refusal ?? framed.error;
+    if (state.clientId === undefined) {
+      if (error) {
+        releaseAdmissionOf(ws, state);
+        safeClose(ws, 1002, error.message);
+      }
+      return;
+    }
+    const refusal = rateRefused ? error : undefined;
     if (refusal && state.clientId !== undefined) this.#drops.record(state.clientId, "rate", 1, now);
     if (error) this.#localError(ws, state, error.reasonCode, error.message, now);
     else this.#renewLease(ws, state, now);
@@ -146,23 +192,73 @@ export class SessionDO extends DurableObject<Env> {
     this.#scheduleAlarm();
   }
 
+  /**
+   * The CONNECT of a socket held here: authenticated before anything of the session is touched;
+   * refused, it is answered and closed and the session is left as it was. Resolves to whether
+   * the connection is open (the packets after it are then handled).
+   */
+  async #connectLocal(ws: WebSocket, state: SocketState, frame: Uint8Array): Promise<boolean> {
+    const admitted = admitFirstPacket(ws, frame, this.#limits.maximumPacketSize, state.hint);
+    if (!admitted) {
+      releaseAdmissionOf(ws, state);
+      return false;
+    }
+    const { connect, assigned } = admitted;
+    const decision = await this.#authenticate(state.linkId, connect, {
+      ...(state.certificateUser !== undefined && { certificateUser: state.certificateUser }),
+      ...(state.remoteAddress !== undefined && { remoteAddress: state.remoteAddress }),
+      ...(state.connectBy !== undefined && { connectBy: state.connectBy }),
+    });
+    // The state as it is now: a CONNECT timeout may have closed the socket meanwhile.
+    const current = readState(ws) ?? state;
+    releaseAdmissionOf(ws, current);
+    if (decision === "gone" || current.closed) return false;
+    if (!decision.ok) {
+      safeSend(ws, [decision.connack]);
+      writeState(ws, { ...current, closed: true });
+      safeClose(ws, 1000, "CONNECT refused");
+      return false;
+    }
+    const now = Date.now();
+    state.clientId = connect.clientId;
+    delete state.hint;
+    this.#takeOver(now);
+    this.#setLink({ kind: "local", linkId: state.linkId });
+    const effects = this.#session.connect(asAuthenticated(connect, decision.principal), now, assigned, decision.principal);
+    state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
+    state.lastSeen = now;
+    state.leaseAt = now; // the connect event starts the presence lease
+    writeState(ws, state);
+    this.#apply(effects);
+    return this.#currentLink()?.linkId === state.linkId;
+  }
+
+  /**
+   * Authenticate a CONNECT (both routes); "gone" when its connection ended meanwhile (nothing
+   * is then done with it). Refusals are counted by the gate.
+   */
+  async #authenticate(linkId: string, connect: ConnectPacket, context: Parameters<ConnectGate["admit"]>[1]): Promise<Admission | "gone"> {
+    this.#authenticating.add(linkId);
+    try {
+      const decision = await this.#gate.admit(connect, context);
+      return this.#cancelled.has(linkId) ? "gone" : decision;
+    } finally {
+      this.#authenticating.delete(linkId);
+      this.#cancelled.delete(linkId);
+    }
+  }
+
+  /** The ACL rules of this isolate, loaded (a failure is logged: checks then deny until they load). */
+  async #aclLoaded(): Promise<void> {
+    try {
+      await this.#acl.load();
+    } catch (e) {
+      console.error("ACL rules could not be loaded", e);
+    }
+  }
+
   /** Returns false when the connection was closed. */
   #handleLocalFrame(ws: WebSocket, state: SocketState, frame: Uint8Array, now: number): boolean {
-    if (state.clientId === undefined) {
-      const admitted = admitFirstPacket(ws, frame, this.#limits.maximumPacketSize, state.hint);
-      if (!admitted) return false;
-      const { connect, assigned } = admitted;
-      state.clientId = connect.clientId;
-      delete state.hint;
-      this.#takeOver(now);
-      this.#setLink({ kind: "local", linkId: state.linkId });
-      const effects = this.#session.connect(connect, now, assigned);
-      state.keepAlive = this.#session.record?.connection?.keepAlive ?? 0;
-      state.leaseAt = now; // the connect event starts the presence lease
-      writeState(ws, state);
-      this.#apply(effects);
-      return this.#currentLink()?.linkId === state.linkId;
-    }
     if (this.#currentLink()?.linkId !== state.linkId) {
       // A connection that was taken over: nothing it sends counts any more.
       safeClose(ws, 1000, "session taken over");
@@ -190,6 +286,7 @@ export class SessionDO extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     try {
+      if (!this.#acl.ready) await this.#aclLoaded(); // the Will is checked
       this.#localGone(ws, ReasonCode.UnspecifiedError);
     } finally {
       safeClose(ws, closeCodeToEcho(code)); // complete the closing handshake the client started
@@ -197,6 +294,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    if (!this.#acl.ready) await this.#aclLoaded();
     this.#localGone(ws, ReasonCode.UnspecifiedError);
   }
 
@@ -204,6 +302,8 @@ export class SessionDO extends DurableObject<Env> {
     const state = readState(ws);
     if (!state) return;
     dropPending(state, this.ctx.storage);
+    releaseAdmissionOf(ws, state); // closed before its CONNECT was answered
+    if (this.#authenticating.has(state.linkId)) this.#cancelled.add(state.linkId);
     if (this.#currentLink()?.linkId !== state.linkId) return;
     // Closed without DISCONNECT: an ungraceful loss, the Will applies [MQTT-3.1.2-8].
     this.#clearLink();
@@ -213,14 +313,31 @@ export class SessionDO extends DurableObject<Env> {
 
   // ------------------------------------------------------------ relayed: socket on a ConnectionDO
 
-  /** A ConnectionDO accepted a CONNECT for this client identifier. */
-  async open(linkId: string, connect: ConnectPacket, assigned: boolean, remoteAddress?: string): Promise<{ keepAlive: number; connectedAt: number }> {
+  /**
+   * A ConnectionDO took in a CONNECT for this client identifier: authenticated here before
+   * anything of the session is touched. Refused: the CONNACK for the ConnectionDO to send
+   * before it closes the connection (empty when the connection ended meanwhile); the session
+   * is left as it was. The ConnectionDO relays nothing else before this answers.
+   */
+  async open(
+    linkId: string,
+    connect: ConnectPacket,
+    assigned: boolean,
+    remoteAddress?: string,
+    upgrade: { certificateUser?: string; connectBy?: number } = {},
+  ): Promise<{ keepAlive: number; connectedAt: number } | { refused: Uint8Array }> {
     this.#meter.count("requests");
+    const decision = await this.#authenticate(linkId, connect, {
+      ...upgrade,
+      ...(remoteAddress !== undefined && { remoteAddress }),
+    });
+    if (decision === "gone") return { refused: new Uint8Array(0) };
+    if (!decision.ok) return { refused: decision.connack };
     const now = Date.now();
     this.#takeOver(now);
     this.#setLink({ kind: "remote", linkId });
     this.#remoteAddress = remoteAddress;
-    this.#apply(this.#session.connect(connect, now, assigned));
+    this.#apply(this.#session.connect(asAuthenticated(connect, decision.principal), now, assigned, decision.principal));
     this.#scheduleAlarm();
     // connectedAt identifies the connection in the lease renewals the ConnectionDO sends.
     return { keepAlive: this.#session.record?.connection?.keepAlive ?? 0, connectedAt: now };
@@ -229,6 +346,7 @@ export class SessionDO extends DurableObject<Env> {
   /** Whole packets from a relayed client, in order. */
   async fromClient(linkId: string, frames: Uint8Array[], error?: ProtocolViolation): Promise<void> {
     this.#meter.count("requests");
+    if (!this.#acl.ready) await this.#aclLoaded(); // woken up in a new isolate
     const now = Date.now();
     for (const frame of frames) {
       const link = this.#currentLink();
@@ -249,6 +367,8 @@ export class SessionDO extends DurableObject<Env> {
   /** The relayed connection ended (socket closed, keep alive timeout, framing error). */
   async linkLost(linkId: string, reason: number, ending: Ending = "lost"): Promise<void> {
     this.#meter.count("requests");
+    if (this.#authenticating.has(linkId)) this.#cancelled.add(linkId);
+    if (!this.#acl.ready) await this.#aclLoaded(); // the Will is checked
     if (this.#currentLink()?.linkId !== linkId) return;
     this.#clearLink();
     this.#apply(this.#session.connectionLost(reason, Date.now(), ending));
@@ -275,6 +395,7 @@ export class SessionDO extends DurableObject<Env> {
    */
   async adminDisconnect(): Promise<{ wasConnected: boolean; willPublished: boolean; sessionKept: boolean }> {
     this.#meter.count("requests");
+    if (!this.#acl.ready) await this.#aclLoaded();
     const effects = this.#session.admin.disconnect(Date.now());
     this.#apply(effects);
     return {
@@ -311,6 +432,7 @@ export class SessionDO extends DurableObject<Env> {
    */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     this.#meter.count("requests");
+    if (!this.#acl.ready) await this.#aclLoaded(); // what the subscriber may read
     if (!deliveries.some((d) => d.qos === 1) || deliveries.some((d) => d.qos === 2)) return this.#deliverNow(deliveries);
     return new Promise((resolve, reject) => {
       if (!this.#storeGroup) {
@@ -358,6 +480,7 @@ export class SessionDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.#meter.count("requests");
     this.#meter.count("alarms");
+    if (!this.#acl.ready) await this.#aclLoaded(); // a Will may fire
     this.#alarmAt = null;
     const now = Date.now();
     const link = this.#currentLink();
@@ -475,6 +598,9 @@ export class SessionDO extends DurableObject<Env> {
           break;
         case "dropped":
           this.#drops.record(effect.clientId, effect.drop, effect.count, Date.now());
+          break;
+        case "denied":
+          this.#meter.count(DENIED_COUNTER[effect.action], effect.count);
           break;
         case "ended":
           // A CONNECT with Clean Start ends the old session and starts a new one on the link

@@ -3,6 +3,9 @@ import { decodePacket, packetLength, splitFrames, type FrameResult, type Protoco
 import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
 import { connectTimeoutMsFromEnv, DEFAULT_CONNECT_TIMEOUT_MS } from "./config";
+import type { Env } from "../worker/env";
+import { ADMISSION_HEADER, releaseAdmission } from "../worker/security/admission";
+import { certificateUserOf } from "../worker/security/certificates";
 
 /**
  * What a Durable Object keeps on a hibernatable client socket (serializeAttachment, at most
@@ -37,6 +40,33 @@ export interface SocketState {
   leaseAt?: number;
   /** Closed by us; waiting for the closing handshake to finish. */
   closed?: boolean;
+  /**
+   * The upgrade's admission token (ADMISSION_HEADER), until released: once, when CONNECT is
+   * accepted or refused, or the socket ends before (releaseAdmissionOf).
+   */
+  admission?: string;
+  /** The client certificate's user name the Worker found at the upgrade (CERT_USER_HEADER). */
+  certificateUser?: string;
+}
+
+/** What the Worker tells the object about an upgrade, in headers (kept on the socket until CONNECT). */
+export function upgradeContext(request: Request): Pick<SocketState, "admission" | "certificateUser"> {
+  const admission = request.headers.get(ADMISSION_HEADER);
+  const certificateUser = certificateUserOf(request.headers);
+  return { ...(admission && { admission }), ...(certificateUser !== undefined && { certificateUser }) };
+}
+
+/**
+ * Release the upgrade's admission token, if the socket still holds one: deleted from its state
+ * first, so it is released exactly once whatever path ends the wait for CONNECT.
+ */
+export function releaseAdmissionOf(ws: WebSocket | undefined, state: SocketState): void {
+  const token = state.admission;
+  if (token === undefined) return;
+  delete state.admission;
+  delete state.certificateUser;
+  if (ws) writeState(ws, state);
+  releaseAdmission(env as unknown as Env, token);
 }
 
 /** Remainders up to this size stay in the attachment (at most 2 KiB in all); longer ones go to storage. */
@@ -347,7 +377,9 @@ export function connectDeadline(state: SocketState): number | undefined {
 
 /** Close a socket that did not send CONNECT in time. */
 export function closeForConnectTimeout(ws: WebSocket, state: SocketState): void {
-  writeState(ws, { ...state, closed: true });
+  const closed = { ...state, closed: true };
+  releaseAdmissionOf(undefined, closed);
+  writeState(ws, closed);
   safeClose(ws, 1002, "CONNECT timeout");
 }
 

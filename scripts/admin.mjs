@@ -65,6 +65,14 @@ const OPTIONS = /** @type {const} */ ({
   bulk: { type: "string" },
   chunk: { type: "string" },
   "idempotency-key": { type: "string" },
+  password: { type: "string" },
+  admin: { type: "boolean" },
+  topic: { type: "string" },
+  action: { type: "string" },
+  allow: { type: "boolean" },
+  deny: { type: "boolean" },
+  username: { type: "string" },
+  clientid: { type: "string" },
 });
 const GLOBAL = ["url", "token", "json", "help"];
 
@@ -334,6 +342,67 @@ async function confirm(ctx, question) {
   } finally {
     rl.close();
   }
+}
+
+/**
+ * A password from --password, else typed at the terminal without echo (twice, to catch a
+ * typo), else the first line of stdin when it is not a terminal (`... < file`, a pipe).
+ * @param {Ctx} ctx
+ * @param {string} username
+ * @returns {Promise<string>}
+ */
+async function readPassword(ctx, username) {
+  if (ctx.values.password !== undefined) return ctx.values.password;
+  if (!process.stdin.isTTY) {
+    /** @type {Buffer[]} */
+    const chunks = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk));
+    const text = Buffer.concat(chunks).toString("utf8");
+    const line = text.split(/\r?\n/)[0] ?? "";
+    if (line === "") throw usageError("no password: pass --password, type it at a terminal, or give it on stdin");
+    return line;
+  }
+  const first = await hiddenInput(`password for ${username}: `);
+  const again = await hiddenInput("again: ");
+  if (first !== again) throw new CliError("the two passwords differ: nothing was changed.", { exitCode: 2 });
+  return first;
+}
+
+/**
+ * One line typed at the terminal, not echoed.
+ * @param {string} prompt
+ * @returns {Promise<string>}
+ */
+function hiddenInput(prompt) {
+  const stdin = process.stdin;
+  process.stderr.write(prompt);
+  return new Promise((resolvePromise, reject) => {
+    let text = "";
+    const done = (/** @type {Error | undefined} */ err) => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      if (err) reject(err);
+      else resolvePromise(text);
+    };
+    const onData = (/** @type {Buffer} */ data) => {
+      for (const ch of data.toString("utf8")) {
+        if (ch === "\r" || ch === "\n" || ch === "\u0004") return done(undefined);
+        if (ch === "\u0003") return done(new CliError("cancelled: nothing was changed."));
+        if (ch === "\u007f" || ch === "\b") text = text.slice(0, -1);
+        else text += ch;
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.on("data", onData);
+  });
+}
+
+/** @param {any} r an ACL rule of the API */
+function ruleRow(r) {
+  return [r.id, r.allow ? "allow" : "deny", r.action, r.topic, r.username ?? "(any)", r.clientid ?? "(any)", r.created_at];
 }
 
 /** @param {any} d */
@@ -626,6 +695,96 @@ export const COMMANDS = {
       const k = await client.request("DELETE", `/keys/${encodeURIComponent(args[0] ?? "")}`);
       if (out.json) return out.printJson(k);
       out.line(`revoked key ${k.id} (${k.name}) at ${cell(k.revoked_at)}`);
+    },
+  },
+
+  "credentials add": {
+    usage: "credentials add <username> [--admin] [--password P]",
+    summary: "Create an MQTT user or replace its password; typed without echo or read from stdin unless --password (POST /credentials)",
+    options: ["admin", "password"],
+    args: 1,
+    async run(ctx) {
+      const { client, args, values, out } = ctx;
+      const username = args[0] ?? "";
+      const password = await readPassword(ctx, username);
+      const c = await client.request("POST", "/credentials", { body: { username, password, ...(values.admin ? { admin: true } : {}) } });
+      if (out.json) return out.printJson(c);
+      out.line(`user ${c.username} stored (${c.algorithm}${c.admin ? ", admin" : ""})`);
+    },
+  },
+
+  "credentials list": {
+    usage: "credentials list [--limit N] [--page-size N]",
+    summary: "MQTT users, never their passwords (GET /credentials)",
+    options: ["limit", "page-size"],
+    async run(ctx) {
+      const max = intOption(ctx.values.limit, "limit", { min: 1 }) ?? Infinity;
+      const items = await allPages(ctx, "credentials", "/credentials", {}, max);
+      if (ctx.out.json) return ctx.out.printJson({ items });
+      ctx.out.table(
+        ["USERNAME", "ADMIN", "ALGORITHM", "CREATED AT"],
+        items.map((c) => [c.username, c.admin, c.algorithm, c.created_at]),
+      );
+      ctx.out.line(`${items.length} user(s)`);
+    },
+  },
+
+  "credentials delete": {
+    usage: "credentials delete <username>",
+    summary: "Delete an MQTT user: new CONNECTs refused within AUTH_CACHE_SECONDS (DELETE /credentials/<username>)",
+    args: 1,
+    async run({ client, args, out }) {
+      const username = args[0] ?? "";
+      await client.request("DELETE", `/credentials/${encodeURIComponent(username)}`);
+      if (out.json) return out.printJson({ username, deleted: true });
+      out.line(`deleted user ${username} (live connections stay until they reconnect: devices disconnect <id>)`);
+    },
+  },
+
+  "acl add": {
+    usage: "acl add --topic FILTER --action publish|subscribe|all (--allow|--deny) [--username U] [--clientid C]",
+    summary: "Add an ACL rule; %c / %u in the topic stand for client id / user name (POST /acl)",
+    options: ["topic", "action", "allow", "deny", "username", "clientid"],
+    async run({ client, values, out }) {
+      if (!values.topic) throw usageError("acl add needs --topic FILTER (e.g. --topic 'devices/%c/#')");
+      if (!values.action || !["publish", "subscribe", "all"].includes(values.action)) throw usageError("acl add needs --action publish, subscribe or all");
+      if (Boolean(values.allow) === Boolean(values.deny)) throw usageError("acl add needs exactly one of --allow and --deny");
+      const body = {
+        topic: values.topic,
+        action: values.action,
+        allow: Boolean(values.allow),
+        ...(values.username !== undefined ? { username: values.username } : {}),
+        ...(values.clientid !== undefined ? { clientid: values.clientid } : {}),
+      };
+      const r = await client.request("POST", "/acl", { body });
+      if (out.json) return out.printJson(r);
+      out.line(`rule ${r.id}: ${r.allow ? "allow" : "deny"} ${r.action} ${r.topic} for user ${r.username ?? "(any)"}, client ${r.clientid ?? "(any)"}`);
+    },
+  },
+
+  "acl list": {
+    usage: "acl list [--username U] [--clientid C] [--limit N] [--page-size N]",
+    summary: "ACL rules, oldest first (GET /acl)",
+    options: ["username", "clientid", "limit", "page-size"],
+    async run(ctx) {
+      const max = intOption(ctx.values.limit, "limit", { min: 1 }) ?? Infinity;
+      const items = await allPages(ctx, "rules", "/acl", { username: ctx.values.username, clientid: ctx.values.clientid }, max);
+      if (ctx.out.json) return ctx.out.printJson({ items });
+      ctx.out.table(["ID", "DECISION", "ACTION", "TOPIC", "USERNAME", "CLIENT ID", "CREATED AT"], items.map(ruleRow));
+      ctx.out.line(`${items.length} rule(s)`);
+    },
+  },
+
+  "acl delete": {
+    usage: "acl delete <id>",
+    summary: "Delete an ACL rule (DELETE /acl/<id>)",
+    args: 1,
+    async run({ client, args, out }) {
+      const id = args[0] ?? "";
+      if (!/^[1-9]\d*$/.test(id)) throw usageError(`acl delete takes a rule id (a positive whole number), not ${JSON.stringify(id)}`);
+      await client.request("DELETE", `/acl/${id}`);
+      if (out.json) return out.printJson({ id: Number(id), deleted: true });
+      out.line(`deleted rule ${id}`);
     },
   },
 

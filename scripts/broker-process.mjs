@@ -2,7 +2,9 @@
 // arguments and the no-network environment, shared by `npm start`,
 // `npm run dev`, the e2e tests and the benchmark.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -125,9 +127,10 @@ export function applyMigrations({ persistTo = DEFAULT_PERSIST_TO, stdio = "inher
 /**
  * Arguments of `wrangler dev` for a local, offline broker.
  * @param {{ port?: number, persistTo?: string, inspectorPort?: number, configPath?: string,
- *           vars?: Record<string, string>, envFile?: string }} [options]
+ *           vars?: Record<string, string>, envFile?: string, https?: { keyFile: string, certFile: string } }} [options]
+ *   `https`: serve https/wss with that key and certificate (scripts/tls.mjs) instead of http/ws.
  */
-export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath, vars = {}, envFile } = {}) {
+export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, inspectorPort, configPath, vars = {}, envFile, https } = {}) {
   return [
     "dev",
     // Another Worker than the broker (e.g. the benchmark's relay); default: ./wrangler.toml.
@@ -141,6 +144,7 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
     ...(inspectorPort !== undefined ? ["--inspector-port", String(inspectorPort)] : []),
     "--show-interactive-dev-session=false",
     "--enable-containers=false",
+    ...(https ? ["--local-protocol", "https", "--https-key-path", https.keyFile, "--https-cert-path", https.certFile] : []),
     // Secrets from another file than .dev.vars next to wrangler.toml. It must exist: Node
     // itself also takes `--env-file` from wrangler's argv, and exits on a missing file.
     ...(envFile !== undefined ? ["--env-file", envFile] : []),
@@ -154,8 +158,9 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
 
 /**
  * @typedef {object} Broker
- * @property {string} url MQTT over WebSocket, e.g. ws://127.0.0.1:8787/mqtt
- * @property {string} httpUrl e.g. http://127.0.0.1:8787
+ * @property {string} url MQTT over WebSocket, e.g. ws://127.0.0.1:8787/mqtt (wss:// with TLS)
+ * @property {string} httpUrl e.g. http://127.0.0.1:8787 (https:// with TLS)
+ * @property {import("./tls.mjs").TlsFiles} [tls] the CA, certificate and key files, with TLS
  * @property {number} pid wrangler's pid, or the local runtime's serving process (also the process group id)
  * @property {() => Promise<void>} stop
  * @property {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} exited
@@ -175,11 +180,16 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  * `vars`: wrangler.toml [vars] to override for this run, e.g. `{ CONNECT_TIMEOUT: "3" }`;
  * they also override what the secrets file (`envFile`, default .dev.vars) sets.
  *
+ * `tls`: serve wss:// and https:// (`npm start -- --tls`) with the certificate of
+ * scripts/tls.mjs, created on first use under `<persistTo>/tls` (or `tls.dir`) and reused;
+ * the health wait trusts that CA only. `broker.tls` names the files (`caFile` for clients).
+ *
  * Refuses at once, with a PortInUseError, when something already listens on `port`.
  *
  * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
  *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
- *           runtime?: Runtime, vars?: Record<string, string>, envFile?: string }} [options]
+ *           runtime?: Runtime, vars?: Record<string, string>, envFile?: string,
+ *           tls?: boolean | { dir?: string } }} [options]
  * @returns {Promise<Broker>}
  */
 export async function startBroker({
@@ -193,15 +203,17 @@ export async function startBroker({
   runtime = defaultRuntime(),
   vars = {},
   envFile,
+  tls = false,
 } = {}) {
   parseRuntime(runtime);
   // Before anything else: otherwise another server on the port answers /health for us.
   await assertPortFree(port);
+  const tlsFiles = tls ? await (await import("./tls.mjs")).ensureTlsFiles(tlsDir(persistTo, tls)) : undefined;
   if (migrate) await applyMigrations({ persistTo, stdio, ...(onOutput ? { onOutput } : {}) });
 
   if (runtime === "local") {
     const { startLocalRuntime } = await import("./local-runtime.mjs");
-    return startLocalRuntime({
+    const local = await startLocalRuntime({
       port,
       persistTo,
       stdio,
@@ -209,12 +221,15 @@ export async function startBroker({
       ...(onOutput ? { onOutput } : {}),
       ...(configPath !== undefined ? { configPath } : {}),
       ...(envFile !== undefined ? { envFile } : {}),
+      ...(tlsFiles ? { https: tlsFiles } : {}),
       vars,
     });
+    return { ...local, ...(tlsFiles ? { tls: tlsFiles } : {}) };
   }
 
   const inspectorPort = await getFreePort();
-  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, vars, ...(configPath !== undefined ? { configPath } : {}), ...(envFile !== undefined ? { envFile } : {}) })], {
+  const https = tlsFiles ? { keyFile: tlsFiles.keyFile, certFile: tlsFiles.certFile } : undefined;
+  const child = spawn(nodeBinary(), [WRANGLER, ...devArgs({ port, persistTo, inspectorPort, vars, ...(configPath !== undefined ? { configPath } : {}), ...(envFile !== undefined ? { envFile } : {}), ...(https ? { https } : {}) })], {
     cwd: ROOT,
     env: brokerEnv(LEAN_DEV_ENV),
     stdio: ["ignore", ...childStdio(stdio, onOutput)],
@@ -224,14 +239,35 @@ export async function startBroker({
   });
   forwardOutput(child, onOutput);
   const { pid, exited, stop } = supervise(child, "wrangler dev", { signalGroup: true });
-  const httpUrl = `http://${HOST}:${port}`;
+  const httpUrl = `${tlsFiles ? "https" : "http"}://${HOST}:${port}`;
   try {
-    await waitForHealth(`${httpUrl}/health`, exited, startTimeoutMs);
+    await waitForHealth(`${httpUrl}/health`, exited, startTimeoutMs, tlsFiles ? { ca: readFileSync(tlsFiles.caFile, "utf8") } : {});
   } catch (err) {
     await stop();
     throw err;
   }
-  return { url: `ws://${HOST}:${port}/mqtt`, httpUrl, pid, stop, exited, child };
+  return { url: `${tlsFiles ? "wss" : "ws"}://${HOST}:${port}/mqtt`, httpUrl, pid, stop, exited, child, ...(tlsFiles ? { tls: tlsFiles } : {}) };
+}
+
+/**
+ * Where the TLS files live: `tls.dir`, else `<persistTo>/tls` (next to wrangler's `v3/`), so
+ * each state directory has its own CA and `npm start`'s default is .wrangler/state/tls.
+ * @param {string} persistTo
+ * @param {true | { dir?: string }} tls
+ */
+export function tlsDir(persistTo, tls) {
+  return tls !== true && tls.dir !== undefined ? resolve(tls.dir) : join(resolve(persistTo), "tls");
+}
+
+/**
+ * TLS asked for with `--tls` or the TLS environment variable (1, true, yes, on).
+ * @param {string[]} [argv]
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export function tlsFromArgs(argv = process.argv.slice(2), env = process.env) {
+  if (argv.includes("--tls")) return true;
+  if (argv.includes("--no-tls")) return false;
+  return /^(1|true|yes|on)$/i.test((env.TLS ?? "").trim());
 }
 
 /**
@@ -281,25 +317,50 @@ export function supervise(child, label, { signalGroup, cleanup }) {
 }
 
 /**
+ * Polls `url` until it answers 2xx. An https URL is verified against `ca` (the local CA of
+ * scripts/tls.mjs) when given: a certificate that does not verify never counts as healthy.
  * @param {string} url
  * @param {Promise<unknown>} exited
  * @param {number} timeoutMs
+ * @param {{ ca?: string }} [options]
  */
-export async function waitForHealth(url, exited, timeoutMs) {
+export async function waitForHealth(url, exited, timeoutMs, { ca } = {}) {
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   exited.then(() => (gone = true));
+  /** @type {unknown} */
+  let lastError;
   while (Date.now() < deadline) {
     if (gone) throw new Error("the broker process exited before it answered /health");
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
+      const status = await httpStatus(url, ca);
+      if (status >= 200 && status < 300) return;
+    } catch (err) {
+      lastError = err; // not listening yet (or, with TLS, a certificate that does not verify)
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`broker did not answer ${url} within ${timeoutMs} ms`);
+  const why = lastError instanceof Error && /certificate|self.signed|verify/i.test(lastError.message) ? ` (${lastError.message})` : "";
+  throw new Error(`broker did not answer ${url} within ${timeoutMs} ms${why}`);
+}
+
+/**
+ * The status of a GET of `url` (2 s timeout); https verified against `ca` when given.
+ * @param {string} url
+ * @param {string | undefined} ca
+ * @returns {Promise<number>}
+ */
+function httpStatus(url, ca) {
+  return new Promise((resolvePromise, reject) => {
+    const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+    const req = request(url, { method: "GET", timeout: 2_000, ...(ca !== undefined ? { ca } : {}) }, (res) => {
+      res.resume();
+      resolvePromise(res.statusCode ?? 0);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 /** Something already listens on the port the broker was asked to use. */

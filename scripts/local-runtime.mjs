@@ -19,6 +19,7 @@
 //   serve                (that child) bundles with `wrangler deploy --dry-run`, then
 //                        runs Miniflare until SIGTERM / SIGINT.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, join, resolve } from "node:path";
@@ -53,8 +54,8 @@ export function wranglerMiniflarePath() {
 
 /**
  * @typedef {object} LocalRuntime
- * @property {string} url ws://HOST:PORT/mqtt
- * @property {string} httpUrl http://HOST:PORT
+ * @property {string} url ws://HOST:PORT/mqtt (wss:// with `https`)
+ * @property {string} httpUrl http://HOST:PORT (https:// with `https`)
  * @property {number} pid the serving Node process (also its process group id; workerd is in that group)
  * @property {() => Promise<void>} stop
  * @property {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} exited
@@ -68,14 +69,17 @@ export function wranglerMiniflarePath() {
  * @param {{ port?: number, persistTo?: string, stdio?: "inherit" | "ignore",
  *           onOutput?: (chunk: string) => void, configPath?: string, inspectorPort?: number,
  *           observability?: boolean, startTimeoutMs?: number, healthPath?: string,
- *           mqttPath?: string, vars?: Record<string, string>, envFile?: string }} [options]
+ *           mqttPath?: string, vars?: Record<string, string>, envFile?: string,
+ *           https?: { keyFile: string, certFile: string, caFile?: string } }} [options]
  *   `configPath`: the wrangler configuration file (default: the broker's wrangler.toml);
  *   `inspectorPort`: open workerd's DevTools inspector there (default: none);
  *   `observability`: Miniflare's local trace collector, which `wrangler dev` turns on by
  *   default (X_LOCAL_OBSERVABILITY) and which costs most of its CPU per message (default: off);
  *   `vars`: [vars] of the configuration to override, e.g. `{ CONNECT_TIMEOUT: "3" }`;
  *   `envFile`: the secrets file (default: .dev.vars next to the configuration, as wrangler);
- *   `vars` override what it sets.
+ *   `vars` override what it sets;
+ *   `https`: serve https/wss (workerd's TLS) with that PEM key and certificate chain instead of
+ *   http/ws; the health wait verifies it against `caFile` when given (scripts/tls.mjs's CA).
  * @returns {Promise<LocalRuntime>}
  */
 export async function startLocalRuntime({
@@ -91,6 +95,7 @@ export async function startLocalRuntime({
   mqttPath = "/mqtt",
   vars = {},
   envFile,
+  https,
 } = {}) {
   const tmpRoot = join(ROOT, ".wrangler", "tmp");
   await mkdir(tmpRoot, { recursive: true });
@@ -102,6 +107,7 @@ export async function startLocalRuntime({
   // Not `--env-file`: Node itself takes that flag from anywhere in argv.
   if (envFile !== undefined) args.push("--dev-vars", resolve(envFile));
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}=${value}`);
+  if (https) args.push("--https-key-file", resolve(https.keyFile), "--https-cert-file", resolve(https.certFile));
   const child = spawn(nodeBinary(), args, {
     cwd: ROOT,
     env: brokerEnv(),
@@ -117,14 +123,14 @@ export async function startLocalRuntime({
     cleanup: () => rm(bundleDir, { recursive: true, force: true }),
   });
 
-  const httpUrl = `http://${HOST}:${port}`;
+  const httpUrl = `${https ? "https" : "http"}://${HOST}:${port}`;
   try {
-    await waitForHealth(`${httpUrl}${healthPath}`, exited, startTimeoutMs);
+    await waitForHealth(`${httpUrl}${healthPath}`, exited, startTimeoutMs, https?.caFile ? { ca: readFileSync(https.caFile, "utf8") } : {});
   } catch (err) {
     await stop();
     throw err;
   }
-  return { url: `ws://${HOST}:${port}${mqttPath}`, httpUrl, pid, stop, exited, child };
+  return { url: `${https ? "wss" : "ws"}://${HOST}:${port}${mqttPath}`, httpUrl, pid, stop, exited, child };
 }
 
 /**
@@ -141,6 +147,13 @@ async function serve(argv) {
   const observability = argv.includes("--observability");
   const envFile = argFromArgs("--dev-vars", argv);
   const vars = varsFromArgs(argv);
+  const httpsKeyFile = argFromArgs("--https-key-file", argv);
+  const httpsCertFile = argFromArgs("--https-cert-file", argv);
+  // workerd's TLS takes the PEM text itself (Miniflare's httpsKey / httpsCert), not paths.
+  const https =
+    httpsKeyFile !== undefined && httpsCertFile !== undefined
+      ? { httpsKey: readFileSync(httpsKeyFile, "utf8"), httpsCert: readFileSync(httpsCertFile, "utf8") }
+      : {};
 
   // Bundling (a wrangler child process) and loading wrangler and Miniflare here overlap.
   let bundleLog = "";
@@ -176,6 +189,7 @@ async function serve(argv) {
     modulesRoot: bundleDir,
     host: HOST,
     port,
+    ...https,
     ...(inspector !== undefined ? { inspectorPort: Number(inspector), inspectorHost: HOST } : {}),
     // No outbound request for Request.cf: Miniflare's placeholder object.
     cf: false,

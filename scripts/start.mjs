@@ -8,15 +8,19 @@
 // Secrets come from .dev.vars (--dev-vars PATH for another file), created from
 // .dev.vars.example with a random ADMIN_TOKEN when it is missing (docs/admin.md).
 // A port already taken: "port N is in use", exit status 1, nothing started.
+// `--tls` (or TLS=1): wss:// and https:// with a local CA and a server certificate created on
+// first run under <persist-to>/tls (scripts/tls.mjs) and reused; the CA file's path is printed.
 import { relative, resolve } from "node:path";
-import { argFromArgs, assertPortFree, defaultRuntime, parseRuntime, PortInUseError, portFromArgs, ROOT, startBroker } from "./broker-process.mjs";
+import { argFromArgs, assertPortFree, defaultRuntime, HOST, parseRuntime, PortInUseError, portFromArgs, ROOT, startBroker, tlsFromArgs } from "./broker-process.mjs";
 import { DEV_VARS, ensureDevVars } from "./dev-vars.mjs";
+import { tlsUsage } from "./tls.mjs";
 
 const port = portFromArgs();
 const persistTo = argFromArgs("--persist-to");
 // Not `--env-file`: Node itself takes that flag from anywhere in argv (and fails on a missing file).
 const envFileArg = argFromArgs("--dev-vars");
 const envFile = envFileArg !== undefined ? resolve(envFileArg) : DEV_VARS;
+const tls = tlsFromArgs();
 /** @type {import("./broker-process.mjs").Runtime} */
 let runtime;
 try {
@@ -57,6 +61,11 @@ if (devVars.created) {
 } else if (!devVars.hasAdminToken) {
   console.warn(`${shownPath} sets no ADMIN_TOKEN: the admin API will answer 503 (see .dev.vars.example)`);
 }
+if (devVars.addedAllowAnonymous) {
+  // A .dev.vars from before ALLOW_ANONYMOUS existed: without it the broker would take the
+  // committed production default (off) and lock out the clients that connected yesterday.
+  console.log(`${shownPath} had no ALLOW_ANONYMOUS: appended ALLOW_ANONYMOUS=true (clients may connect without a user name, as before; set it to false there to require credentials)`);
+}
 
 try {
   broker = await startBroker({
@@ -65,6 +74,7 @@ try {
     ...(persistTo ? { persistTo } : {}),
     // wrangler's own default is .dev.vars next to wrangler.toml: pass the file only when it is another.
     ...(envFile !== resolve(ROOT, ".dev.vars") ? { envFile } : {}),
+    tls,
   });
 } catch (err) {
   if (err instanceof PortInUseError) {
@@ -80,6 +90,11 @@ if (stopping) {
 }
 console.log(`\nMQTT broker ready: ${broker.url}  (runtime: ${runtime})`);
 console.log(`HTTP: ${broker.httpUrl} (GET /health)  API reference: ${broker.httpUrl}/api/v1/docs`);
+if (broker.tls) {
+  const made = { created: "created a new local CA and server certificate", renewed: "renewed the server certificate (same CA)", reused: "reusing the local CA and server certificate" }[broker.tls.status];
+  console.log(`${made} in ${relative(process.cwd(), broker.tls.dir) || broker.tls.dir}`);
+  for (const line of tlsUsage(broker.tls.caFile, { host: HOST, port })) console.log(line);
+}
 console.log(`admin token: ADMIN_TOKEN in ${shownPath}  Ctrl-C to stop`);
 
 const { code, signal } = await broker.exited;

@@ -4,6 +4,7 @@ import type { MetricsDO } from "../durable-objects/metrics";
 import type { TopicShardDO } from "../durable-objects/topic-shard";
 import type { PresenceDO } from "../durable-objects/presence";
 import type { IdempotencyDO } from "../durable-objects/idempotency";
+import type { AdmissionDO } from "../durable-objects/admission";
 
 /** Bindings declared in wrangler.toml. Vars arrive as strings. */
 export interface Env {
@@ -13,6 +14,10 @@ export interface Env {
   METRICS: DurableObjectNamespace<MetricsDO>;
   PRESENCE: DurableObjectNamespace<PresenceDO>;
   IDEMPOTENCY: DurableObjectNamespace<IdempotencyDO>;
+  /** Pending (not yet authenticated) connections and failure penalties, per shard of client addresses. */
+  ADMISSION: DurableObjectNamespace<AdmissionDO>;
+  /** MQTT upgrades per client address (wrangler.toml [[ratelimits]]); absent: not limited. */
+  CONNECT_RATE_LIMITER?: RateLimit;
   DB: D1Database;
   SHARD_COUNT: string;
   MAX_PACKET_SIZE: string;
@@ -65,6 +70,8 @@ export interface Env {
   /** JSON: client certificate SHA-256 fingerprint (hex) or subject DN -> user name. */
   CLIENT_CERT_USERS?: string;
   MAX_PENDING_CONNECTIONS?: string;
+  /** Comma-separated client addresses no per-address limit applies to (default: loopback). */
+  LIMITS_EXEMPT_ADDRESSES?: string;
   ADMISSION_SHARDS?: string;
   AUTH_FAIL_DELAY?: string;
   AUTH_FAIL_DELAY_MAX?: string;

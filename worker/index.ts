@@ -1,6 +1,7 @@
 import { app } from "./app";
 import type { Env } from "./env";
 
+export { AdmissionDO } from "../durable-objects/admission";
 export { ConnectionDO } from "../durable-objects/connection";
 export { IdempotencyDO } from "../durable-objects/idempotency";
 export { MetricsDO } from "../durable-objects/metrics";

@@ -9,11 +9,16 @@ import WebSocket from "ws";
 export class LeanClient {
   /**
    * @param {{ url: string, clientId: string, codec: Codec, version?: 4 | 5, keepAlive?: number,
+   *           username?: string, password?: string,
    *           onPublish?: (packet: any) => void, onClose?: (client: LeanClient) => void }} options
+   *   `username` / `password`: the CONNECT's (a password alone is sent only with a user name in
+   *   3.1.1 [MQTT-3.1.2-22]; 5.0 allows it alone).
    */
-  constructor({ url, clientId, codec, version = 4, keepAlive = 60, onPublish, onClose }) {
+  constructor({ url, clientId, codec, version = 4, keepAlive = 60, username, password, onPublish, onClose }) {
     this.url = url;
     this.clientId = clientId;
+    this.username = username;
+    this.password = password;
     this.codec = codec;
     this.version = version;
     this.keepAlive = keepAlive;
@@ -65,7 +70,16 @@ export class LeanClient {
       this.ws = ws;
       ws.binaryType = "nodebuffer";
       ws.on("open", () => {
-        this.#send({ type: "connect", protocolName: "MQTT", protocolVersion: this.version, clean: true, keepAlive: this.keepAlive, clientId: this.clientId });
+        this.#send({
+          type: "connect",
+          protocolName: "MQTT",
+          protocolVersion: this.version,
+          clean: true,
+          keepAlive: this.keepAlive,
+          clientId: this.clientId,
+          ...(this.username !== undefined ? { username: this.username } : {}),
+          ...(this.password !== undefined && (this.username !== undefined || this.version === 5) ? { password: new TextEncoder().encode(this.password) } : {}),
+        });
       });
       ws.on("message", (data) => this.#receive(/** @type {Buffer} */ (data)));
       ws.on("error", (e) => {

@@ -114,12 +114,16 @@ function numberOption(name, fallback) {
   return n;
 }
 const rate = numberOption("--rate", undefined);
-/** `--var NAME=VALUE` (repeatable): wrangler.toml [vars] overridden for every broker started. */
+/**
+ * `--var NAME=VALUE` (repeatable): wrangler.toml [vars] overridden for every broker started.
+ * ALLOW_ANONYMOUS defaults to "true" (the clients connect without a user name; a fresh clone
+ * has no .dev.vars and the committed wrangler.toml has it off).
+ */
 const vars = Object.fromEntries(
-  args.flatMap((a, i) => {
+  [["ALLOW_ANONYMOUS", "true"], ...args.flatMap((a, i) => {
     const pair = a === "--var" ? args[i + 1] : undefined;
     return pair?.includes("=") ? [pair.split(/=(.*)/s).slice(0, 2)] : [];
-  }),
+  })],
 );
 const root = resolve(option("--root") ?? OWN_ROOT);
 const out = resolve(option("--out") ?? join(OWN_ROOT, "bench", "results", "overload.json"));

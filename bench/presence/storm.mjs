@@ -183,7 +183,7 @@ async function waitMetricsStill(httpUrl, ms = 3_000) {
 const persistTo = mkdtempSync(join(tmpdir(), "edge-mqtt-bench-presence-"));
 const port = await getFreePort();
 let log = "";
-const broker = await startBroker({ port, persistTo, onOutput: (c) => (log += c), vars: { ADMIN_TOKEN: TOKEN, MAX_PUBLISH_RATE: "0", ...vars } });
+const broker = await startBroker({ port, persistTo, onOutput: (c) => (log += c), vars: { ADMIN_TOKEN: TOKEN, ALLOW_ANONYMOUS: "true", MAX_PUBLISH_RATE: "0", ...vars } });
 const httpUrl = `http://127.0.0.1:${port}`;
 const base = `ws://127.0.0.1:${port}/mqtt`;
 try {

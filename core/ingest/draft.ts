@@ -7,6 +7,7 @@ import { encodePacket, isWellFormedUtf8, validateTopicName } from "../mqtt/codec
 import type { QoS, UserProperty } from "../mqtt/packets";
 import type { Message, MessageProperties } from "../session/types";
 import { checkTopicNameLimits, topicMatches, utf8ByteLength } from "../topics";
+import { aclRefusal, type IngestAcl } from "./acl";
 import { decodeBase64 } from "./base64";
 
 /** Why a request (or one item of it) is refused: an HTTP status and a problem name. */
@@ -352,6 +353,8 @@ export interface IngestPolicy {
   scopes?: readonly string[];
   /** A key issued to one device speaks for that device only. */
   keyDevice?: string;
+  /** The ACL rules, as for an MQTT PUBLISH (core/ingest/acl.ts); undefined: not checked (the admin token). */
+  acl?: IngestAcl;
 }
 
 /** Checks a draft as the broker checks a PUBLISH, plus the caller's scope: undefined when it may go. */
@@ -390,6 +393,8 @@ export function checkDraft(draft: Draft, policy: IngestPolicy): IngestRefusal | 
   if (policy.keyDevice !== undefined && draft.device !== undefined && draft.device !== policy.keyDevice) {
     return { status: 403, problem: "other-device", detail: `This API key belongs to device ${JSON.stringify(policy.keyDevice)}; it cannot speak for ${JSON.stringify(draft.device)}.` };
   }
+  const denied = policy.acl && aclRefusal(policy.acl, topic, draft.device);
+  if (denied !== undefined) return { status: 403, problem: "acl-denied", detail: denied };
   return undefined;
 }
 

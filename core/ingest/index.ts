@@ -1,4 +1,5 @@
 /** HTTP ingest, pure: requests into MQTT messages. Re-exports only. */
+export { aclRefusal, apiKeyPrincipal, apiKeyUsername, type IngestAcl } from "./acl";
 export { decodeBase64 } from "./base64";
 export {
   MAX_EXPIRY_INTERVAL,

@@ -1,7 +1,7 @@
 /**
  * GET /metrics in Prometheus' terms: the metrics object's snapshot as metric families named by
  * Prometheus' conventions (prefix `edge_mqtt_`, base units, `_total` for counters, labels for
- * the object kind, the drop cause, the shard, the rate window).
+ * the object kind, the drop cause, the ACL action, the shard, the rate window).
  */
 import type { RetainedAlert } from "./alert";
 import type { MetricFamily } from "./prometheus";
@@ -29,8 +29,11 @@ export interface MetricsView {
 
 const PREFIX = "edge_mqtt_";
 
-/** Counters with their own family; `summed`: one sample over every kind (only one kind counts it). */
-const KNOWN: Record<string, { family: string; help: string; summed?: boolean; cause?: string }> = {
+/**
+ * Counters with their own family; `summed`: one sample over every kind (only one kind counts it);
+ * `label`: that sample's label, when several counters share a family (e.g. `cause="qos0"`).
+ */
+const KNOWN: Record<string, { family: string; help: string; summed?: boolean; label?: Record<string, string> }> = {
   published: { family: "messages_routed_total", help: "MQTT PUBLISH messages routed into the topic space, by the kind of object that routed them (session: from clients; presence: the broker's $SYS events)." },
   delivered: { family: "messages_delivered_total", help: "MQTT PUBLISH messages sent to clients, by object kind." },
   requests: { family: "object_requests_total", help: "Durable Object requests (RPC calls, fetches, alarms), by object kind." },
@@ -39,14 +42,14 @@ const KNOWN: Record<string, { family: string; help: string; summed?: boolean; ca
   rowsRead: { family: "sqlite_rows_read_total", help: "Durable Object SQLite rows read, by object kind." },
   rowsWritten: { family: "sqlite_rows_written_total", help: "Durable Object SQLite rows written (index rows included), by object kind." },
   d1Requests: { family: "d1_requests_total", help: "D1 requests (queries and batches), by object kind." },
-  droppedQos0: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, cause: "qos0" },
-  droppedQueued: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, cause: "queue" },
+  droppedQos0: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, label: { cause: "qos0" } },
+  droppedQueued: { family: "dropped_messages_total", help: "Messages dropped by the per-client bounds, by cause.", summed: true, label: { cause: "queue" } },
   rateLimited: { family: "rate_limited_connections_total", help: "Connections closed for publishing faster than the rate limits.", summed: true },
   authFailures: { family: "auth_failures_total", help: "CONNECTs refused for their credentials (wrong password, bad or expired token, unknown user).", summed: true },
   connectRefused: { family: "connects_refused_total", help: "CONNECTs refused by authentication or authorization.", summed: true },
-  aclDeniedPublish: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "publish" },
-  aclDeniedSubscribe: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "subscribe" },
-  aclDeniedRead: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, cause: "read" },
+  aclDeniedPublish: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, label: { action: "publish" } },
+  aclDeniedSubscribe: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, label: { action: "subscribe" } },
+  aclDeniedRead: { family: "acl_denied_total", help: "Operations the ACL refused, by action.", summed: true, label: { action: "read" } },
   upgradesRefused: { family: "upgrades_refused_total", help: "WebSocket upgrades refused by the connection limits (rate per address, pending connections, failed-authentication penalties).", summed: true },
 };
 
@@ -76,7 +79,7 @@ export function metricFamilies(view: MetricsView): MetricFamily[] {
     const f = family(known?.family ?? `${snake(key)}_total`, known?.help ?? `Counter ${key}, by object kind.`, "counter");
     if (known?.summed) {
       const value = kinds.reduce((sum, k) => sum + (view.byKind[k]![key] ?? 0), 0);
-      f.samples.push(known.cause ? { labels: { cause: known.cause }, value } : { value });
+      f.samples.push(known.label ? { labels: known.label, value } : { value });
     } else {
       for (const k of kinds) f.samples.push({ labels: { kind: k }, value: view.byKind[k]![key] ?? 0 });
     }

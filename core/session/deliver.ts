@@ -1,5 +1,6 @@
 import { ReasonCode, type AckPacket, type Properties, type PublishPacket } from "../mqtt/packets";
 import { encodePacket } from "../mqtt/codec";
+import { ReadDenials } from "./authorize";
 import { DropCount, effectList } from "./drops";
 import { deliverySize, type Outbound } from "./outbound";
 import type { OutboundEntry, SessionRecord, SessionStore } from "./store";
@@ -28,6 +29,8 @@ export interface OutboundFlowHost {
   record(): SessionRecord | undefined;
   save(record: SessionRecord): void;
   ack(type: AckPacket["type"], packetId: number, reasonCode: number): Effect;
+  /** Whether the session's principal may read a message on `topic` (authorize.ts): checked on every send. */
+  mayRead(topic: string): boolean;
 }
 
 /**
@@ -69,10 +72,16 @@ export class OutboundFlow {
     this.#pruneSeenMessages(now);
     const fresh = deliveries.some((d) => d.message.messageId !== undefined) ? this.#dropCopies(deliveries, now) : deliveries;
     const drops = new DropCount(record.clientId);
+    const denials = new ReadDenials();
     // Bytes on their way to the client: the host's figure, plus what this call sends.
     let pending = backlog;
     for (const d of fresh) {
       if (d.message.expiresAt !== undefined && d.message.expiresAt <= now) continue; // [MQTT-3.3.2-5]
+      // Not delivered, not queued either, where the principal may not read (live and retained alike).
+      if (!this.#host.mayRead(d.message.topic)) {
+        denials.add(d.message.topic);
+        continue;
+      }
       if (!record.connected) {
         // Offline: QoS 0 is not kept; QoS 1/2 queue up to the limit, dropping the oldest (5.0 3.1.2.4 allows a limit).
         if (d.qos === 0) continue;
@@ -90,7 +99,7 @@ export class OutboundFlow {
         effects.push(effect);
       }
     }
-    effects.push(...drops.effects());
+    effects.push(...drops.effects(), ...denials.effects());
     return { effects, live: true };
   }
 
@@ -131,8 +140,18 @@ export class OutboundFlow {
     return this.#host.outbound.hasRoom(Math.min(conn.receiveMaximum, limits.maxInflightMessages), limits.maxInflightBytes, size);
   }
 
-  /** Send queued QoS 1/2 messages while the window allows. */
+  /**
+   * Send queued QoS 1/2 messages while the window allows. A message queued under rules (or a
+   * principal) that has changed since is checked again: dropped if it may no longer be read.
+   */
   drain(now: number): Effect[] {
+    const denials = new ReadDenials();
+    const effects = this.#drain(now, denials);
+    effects.push(...denials.effects());
+    return effects;
+  }
+
+  #drain(now: number, denials: ReadDenials): Effect[] {
     const conn = this.#host.record()?.connection;
     if (!conn) return [];
     const outbound = this.#host.outbound;
@@ -150,7 +169,8 @@ export class OutboundFlow {
       if (batch.length === 0) return effects;
       for (const entry of batch) {
         if (!this.#windowHasRoom(deliverySize(entry.delivery))) return effects;
-        const send = this.#sendStored(entry.delivery, now);
+        const topic = entry.delivery.message.topic;
+        const send = this.#host.mayRead(topic) ? this.#sendStored(entry.delivery, now) : denials.add(topic);
         if (!send) {
           outbound.dropQueued(entry);
           continue;
@@ -190,12 +210,20 @@ export class OutboundFlow {
     const conn = this.#host.record()?.connection;
     if (!conn) return [];
     const effects: Effect[] = [];
-    for (const entry of this.#host.outbound.inFlightEntries()) effects.push(...this.#resend(entry, now));
+    const denials = new ReadDenials();
+    for (const entry of this.#host.outbound.inFlightEntries()) effects.push(...this.#resend(entry, now, denials));
+    effects.push(...denials.effects());
     return effects;
   }
 
-  #resend(entry: OutboundEntry, now: number): Effect[] {
+  #resend(entry: OutboundEntry, now: number, denials: ReadDenials): Effect[] {
     if (entry.state === "released") return [this.#host.ack("pubrel", entry.packetId!, ReasonCode.Success)];
+    if (!this.#host.mayRead(entry.delivery.message.topic)) {
+      // Sent under rules (or a principal) that have changed since: not sent again.
+      denials.add(entry.delivery.message.topic);
+      this.#host.outbound.complete(entry.packetId!);
+      return [];
+    }
     const send = this.#publishEffect(entry.delivery, entry.packetId, true, now); // [MQTT-3.3.1-1] DUP on redelivery
     if (send) return [send];
     this.#host.outbound.complete(entry.packetId!);

@@ -13,12 +13,15 @@ import {
 import { encodePacket, validateTopicFilter, validateTopicName } from "../mqtt/codec";
 import { checkTopicFilterLimits, checkTopicNameLimits, type TopicLimits } from "../topics";
 import { disconnectCause, type Ending } from "../presence/reasons";
+import type { Authorizer, Principal } from "../policy/types";
 import { AdminFlow } from "./admin";
 import { to311ReturnCode } from "./admit";
+import { SessionAccess, connectPrincipal, denied, rememberRefusedQos2 } from "./authorize";
 import { MAX_PACKET_ID, OutboundFlow } from "./deliver";
+import { messageProperties } from "./message";
 import { Outbound } from "./outbound";
 import type { ConnectionState, SessionRecord, SessionStore } from "./store";
-import type { BrokerLimits, Delivery, Effect, Message, MessageProperties, SubscribeRequest, Subscription } from "./types";
+import type { BrokerLimits, Delivery, Effect, Message, SubscribeRequest, Subscription } from "./types";
 
 const NEVER = 0xffffffff;
 /** The largest packet MQTT can express: remaining length 268,435,455 plus a 5-byte header. */
@@ -66,9 +69,12 @@ export class Session {
 
   /** Makes the identifiers of inbound QoS 2 messages (see Message.messageId). */
   readonly #newMessageId: () => string;
+  /** Access control (authorize.ts): without an Authorizer, everything is allowed. Hosts ask `willAllowed` before a takeover. */
+  readonly access: SessionAccess;
 
-  constructor(store: SessionStore, limits: BrokerLimits, newMessageId: () => string = randomMessageId) {
+  constructor(store: SessionStore, limits: BrokerLimits, newMessageId: () => string = randomMessageId, authorizer?: Authorizer) {
     this.#newMessageId = newMessageId;
+    this.access = new SessionAccess(authorizer);
     this.#store = store;
     this.#outbound = new Outbound(store);
     this.#limits = limits;
@@ -79,6 +85,7 @@ export class Session {
       record: () => this.record,
       save: (record) => this.#save(record),
       ack: (type, packetId, reasonCode) => this.#ack(type, packetId, reasonCode),
+      mayRead: (topic) => this.access.mayRead(this.record, topic),
     });
     this.#topicLimits = { maxBytes: limits.maxTopicLength, maxLevels: limits.maxTopicLevels };
     this.admin = new AdminFlow({ store, outbound: this.#outbound, record: () => this.record, save: (r) => this.#save(r),
@@ -126,8 +133,9 @@ export class Session {
   /**
    * A CONNECT for this client identifier, already decoded and checked by the codec. If a
    * connection is still attached, the host has closed it and called `connectionLost` first.
+   * `principal`: who the host authenticated (absent: anonymous, with the CONNECT's user name).
    */
-  connect(packet: ConnectPacket, now: number, assignedClientId = false): Effect[] {
+  connect(packet: ConnectPacket, now: number, assignedClientId = false, principal?: Principal): Effect[] {
     const effects: Effect[] = [];
     const v = packet.protocolVersion;
     const props = packet.properties ?? {};
@@ -139,6 +147,10 @@ export class Session {
     if (packet.will) {
       const bad = this.#checkTopicName(packet.will.topic);
       if (bad !== undefined) return this.#refuse(v, bad, "invalid Will topic");
+    }
+    const who = connectPrincipal(packet, principal);
+    if (packet.will && !this.access.willAllowed(packet, who)) {
+      return [...this.#refuse(v, ReasonCode.NotAuthorized, "not authorized to publish the Will"), denied("publish", packet.will.topic)];
     }
 
     let record = this.record;
@@ -187,7 +199,7 @@ export class Session {
       requestProblemInformation: props.requestProblemInformation !== 0,
       resumed: sessionPresent,
       connectedAt: now,
-      ...(packet.username !== undefined && { username: packet.username }),
+      ...(who.username !== undefined && { username: who.username }), // the authenticated name (a certificate's, a token's)
     };
     const next: SessionRecord = {
       clientId: packet.clientId,
@@ -196,6 +208,7 @@ export class Session {
       connected: true,
       lastPacketId: record?.lastPacketId ?? 0,
       connection,
+      principal: who,
       ...(packet.will && { will: packet.will }),
     };
     this.#save(next);
@@ -234,7 +247,7 @@ export class Session {
         at: now,
         connectedAt: now,
         protocolVersion: v,
-        ...(packet.username !== undefined && { username: packet.username }),
+        ...(who.username !== undefined && { username: who.username }),
       },
     });
     // Resend unacknowledged messages with DUP, then the queue [MQTT-4.4.0-1].
@@ -345,7 +358,8 @@ export class Session {
       ...(props.messageExpiryInterval !== undefined && { expiresAt: now + props.messageExpiryInterval * 1000 }),
     };
 
-    if (packet.qos === 0) return [{ kind: "route", message }];
+    const allowed = this.access.mayPublish(record, topic);
+    if (packet.qos === 0) return [allowed ? { kind: "route", message } : denied("publish", topic)];
 
     const packetId = packet.packetId!;
     const known = packet.qos === 2 ? this.#store.inboundQos2(packetId) : undefined;
@@ -369,12 +383,27 @@ export class Session {
     if (awaitingRelease >= receiveMaximum) {
       return this.protocolError(ReasonCode.ReceiveMaximumExceeded, "receive maximum exceeded", now);
     }
+    if (!allowed) return this.#denyPublish(packetId, packet.qos, topic);
     if (packet.qos === 2) {
       message.messageId = this.#newMessageId();
       this.#store.addInboundQos2(packetId, message.messageId);
       this.#qos2Count = this.#inboundQos2Count() + 1;
     }
     return this.#routeForAck(message, packetId, packet.qos);
+  }
+
+  /**
+   * A QoS 1/2 PUBLISH its principal may not make, never routed, acknowledged in arrival order
+   * [MQTT-4.6.0-2]: 5.0 PUBACK / PUBREC 0x87, which ends a QoS 2 exchange [MQTT-4.3.3-4] (nothing
+   * kept: a retransmission is a new message [MQTT-4.3.3-9]); 3.1.1 a plain one [MQTT-3.3.5-2].
+   */
+  #denyPublish(packetId: number, qos: 1 | 2, topic: string): Effect[] {
+    if (qos === 2 && this.protocolVersion !== 5) {
+      rememberRefusedQos2(this.#store, packetId, this.#newMessageId());
+      this.#qos2Count = this.#inboundQos2Count() + 1;
+    }
+    this.#pendingAcks.push({ ticket: this.#nextTicket++, packetId, qos, done: true, matched: 0, failure: ReasonCode.NotAuthorized });
+    return [...this.#flushAcks(), denied("publish", topic)];
   }
 
   /** Route a QoS 1/2 publish; its PUBACK or PUBREC waits for routed() (see #flushAcks). */
@@ -467,6 +496,7 @@ export class Session {
     const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
     const reasonCodes: number[] = [];
     const requests: SubscribeRequest[] = [];
+    const denials: Effect[] = [];
     let count = this.#store.subscriptions().length;
 
     for (const sub of packet.subscriptions) {
@@ -479,6 +509,11 @@ export class Session {
       const bad = this.#checkTopicFilter(filter);
       if (bad !== undefined) {
         reasonCodes.push(v === 5 ? bad : 0x80);
+        continue;
+      }
+      if (!this.access.maySubscribe(this.record!, filter)) {
+        reasonCodes.push(v === 5 ? ReasonCode.NotAuthorized : 0x80); // not stored, no retained messages
+        denials.push(denied("subscribe", filter));
         continue;
       }
       const existing = this.#store.getSubscription(filter);
@@ -505,11 +540,11 @@ export class Session {
     }
 
     if (requests.length === 0) {
-      return [this.#send({ type: "suback", packetId: packet.packetId, reasonCodes })];
+      return [...denials, this.#send({ type: "suback", packetId: packet.packetId, reasonCodes })];
     }
     const ticket = this.#nextTicket++;
     this.#pendingSubscribes.set(ticket, { packetId: packet.packetId, reasonCodes });
-    return [{ kind: "subscribe", ticket, clientId: this.record!.clientId, subscriptions: requests }];
+    return [...denials, { kind: "subscribe", ticket, clientId: this.record!.clientId, subscriptions: requests }];
   }
 
   /** The shards hold the new subscriptions: acknowledge [MQTT-3.8.4-1]. Retained messages follow via `deliver`. */
@@ -583,9 +618,10 @@ export class Session {
     if (record.will) {
       const delay = Math.min(record.will.properties?.willDelayInterval ?? 0, record.expiryInterval);
       if (delay === 0) {
-        effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+        const will = this.access.will(record, now); // checked again: the rules may have changed
+        effects.push(will);
         delete record.will;
-        willFired = true;
+        willFired = will.kind === "route";
       } else {
         record.willAt = now + delay * 1000; // [MQTT-3.1.3-9]
       }
@@ -615,7 +651,7 @@ export class Session {
       return this.#end(now); // publishes a pending Will too
     }
     if (record.willAt !== undefined && record.willAt <= now && record.will) {
-      effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+      effects.push(this.access.will(record, now));
       delete record.will;
       delete record.willAt;
       this.#save(record);
@@ -630,7 +666,7 @@ export class Session {
     const effects: Effect[] = [];
     if (record.will && !record.connected) {
       // The session ends before the Will Delay elapsed: the Will goes now (5.0 3.1.3.2.2).
-      effects.push({ kind: "route", message: willMessage(record.will, record.clientId, now) });
+      effects.push(this.access.will(record, now));
     }
     const filters = this.#store.subscriptions().map((s) => s.filter);
     if (filters.length) effects.push({ kind: "unsubscribe", clientId: record.clientId, filters });
@@ -700,29 +736,6 @@ export class Session {
     this.#loaded = true;
     this.#store.save(record);
   }
-}
-
-function messageProperties(props: Properties): { properties?: MessageProperties } {
-  const out: MessageProperties = {};
-  if (props.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = props.payloadFormatIndicator;
-  if (props.contentType !== undefined) out.contentType = props.contentType;
-  if (props.responseTopic !== undefined) out.responseTopic = props.responseTopic;
-  if (props.correlationData !== undefined) out.correlationData = props.correlationData;
-  if (props.userProperties !== undefined) out.userProperties = props.userProperties; // [MQTT-3.3.2-17]
-  return Object.keys(out).length ? { properties: out } : {};
-}
-
-function willMessage(will: NonNullable<SessionRecord["will"]>, clientId: string, now: number): Message {
-  const p = will.properties ?? {};
-  return {
-    topic: will.topic,
-    payload: will.payload,
-    qos: will.qos,
-    retain: will.retain,
-    origin: clientId,
-    ...messageProperties(p),
-    ...(p.messageExpiryInterval !== undefined && { expiresAt: now + p.messageExpiryInterval * 1000 }),
-  };
 }
 
 /** A random identifier from the platform: Node, workerd and browsers have `crypto.randomUUID` (core is built without their types). */

@@ -1,4 +1,5 @@
 import type { ProtocolVersion, Will } from "../mqtt/packets";
+import type { Principal } from "../policy/types";
 import type { Delivery, Subscription } from "./types";
 
 /** What survives between connections of one session (and every hibernation). */
@@ -19,6 +20,12 @@ export interface SessionRecord {
   lastPacketId: number;
   /** Per-connection state that must survive hibernation. */
   connection?: ConnectionState;
+  /**
+   * Who the current (or last) connection acts as: deliveries to the session while it is
+   * offline, and a Will that fires later, are checked against it. Absent in records written
+   * before access control: then an anonymous principal with the connection's user name.
+   */
+  principal?: Principal;
 }
 
 export interface ConnectionState {

@@ -124,6 +124,12 @@ export type Effect =
   | { kind: "presence"; event: PresenceEvent }
   /** Messages for this client were dropped by a bound (see DropKind); the host counts and logs them. */
   | { kind: "dropped"; clientId: string; drop: DropKind; count: number }
+  /**
+   * Access control refused something (core/session/authorize.ts): a PUBLISH or a Will
+   * (`publish`), a SUBSCRIBE filter (`subscribe`), or `count` messages not delivered (`read`,
+   * one effect per input, `topic` the first one's). The host counts them (aclDenied*).
+   */
+  | { kind: "denied"; action: "publish" | "subscribe" | "read"; topic: string; count: number }
   /** The session ended: the host may drop everything it keeps for it. */
   | { kind: "ended" };
 

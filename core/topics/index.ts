@@ -1,4 +1,5 @@
-export { isSharedFilter, parseSharedFilter, subscriptionMatches, topicMatches } from "./match";
+export { isSharedFilter, levelsMatch, parseSharedFilter, subscriptionMatches, topicMatches } from "./match";
+export { filterCovers, filtersOverlap } from "./cover";
 export { SubscriptionTrie, type SubscriptionMatch } from "./trie";
 export { SharedGroups, type SharedGroupsState } from "./shared";
 export { fmix32, fnv1a32, hasWildcard, shardOfTopic, shardsForFilter, topicHash } from "./shard";

@@ -21,10 +21,16 @@ const SHARE_PREFIX = "$share/";
  * {@link subscriptionMatches}.
  */
 export function topicMatches(filter: string, topic: string): boolean {
+  return levelsMatch(filter.split("/"), topic.split("/"));
+}
+
+/**
+ * {@link topicMatches} over filter and topic already split into levels, for callers that
+ * check one topic against many filters (access control) and split each once.
+ */
+export function levelsMatch(f: readonly string[], t: readonly string[]): boolean {
   // [MQTT-4.7.2-1] Filters starting with a wildcard never match topics starting with `$`.
-  if (topic.startsWith("$") && startsWithWildcard(filter)) return false;
-  const f = filter.split("/");
-  const t = topic.split("/");
+  if (t[0]!.startsWith("$") && (f[0] === "+" || f[0] === "#")) return false;
   for (let i = 0; i < f.length; i++) {
     const level = f[i];
     // [MQTT-4.7.1-2] `#` is the last level and matches the parent and everything below.
@@ -68,9 +74,4 @@ export function parseSharedFilter(filter: string): { group: string; filter: stri
   const inner = filter.slice(slash + 1);
   if (inner.length === 0) return undefined; // [MQTT-4.8.2-2] followed by a Topic Filter
   return { group, filter: inner };
-}
-
-function startsWithWildcard(filter: string): boolean {
-  const c = filter.charCodeAt(0);
-  return c === 0x2b /* + */ || c === 0x23 /* # */;
 }

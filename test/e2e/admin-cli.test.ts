@@ -24,15 +24,17 @@ interface Run {
 }
 
 /** Runs the CLI as `npm run admin -- <args>` does (node scripts/admin.mjs), against the test broker. */
-function admin(args: string[], { token = TEST_ADMIN_TOKEN, env = {} }: { token?: string | null; env?: Record<string, string> } = {}): Promise<Run> {
+function admin(args: string[], { token = TEST_ADMIN_TOKEN, env = {}, input }: { token?: string | null; env?: Record<string, string>; input?: string } = {}): Promise<Run> {
   const full = [...args, "--url", broker().httpUrl, ...(token === null ? [] : ["--token", token])];
   return new Promise((resolve, reject) => {
     const child = spawn(nodeBinary(), [join(ROOT, "scripts", "admin.mjs"), ...full], {
       cwd: ROOT,
       // No ADMIN_TOKEN from the environment unless a test gives one.
       env: { ...process.env, ADMIN_TOKEN: "", EDGE_MQTT_URL: "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      // stdin: what the test pipes in (not a terminal), else nothing.
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.end(input ?? "");
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -52,7 +54,10 @@ describe("admin CLI: usage and errors", () => {
   it("--help lists every command; no command is a usage error (2)", async () => {
     const help = await admin(["--help"]);
     expect(help.code).toBe(0);
-    for (const c of ["stats", "devices list", "devices decommission", "retained clear", "retained sweep", "keys create", "keys revoke", "publish"]) {
+    for (const c of [
+      "stats", "devices list", "devices decommission", "retained clear", "retained sweep", "keys create", "keys revoke", "publish",
+      "credentials add", "credentials list", "credentials delete", "acl add", "acl list", "acl delete",
+    ]) {
       expect(help.stdout).toContain(c);
     }
     expect((await admin([])).code).toBe(2);
@@ -248,5 +253,84 @@ describe("admin CLI: devices", () => {
     expect(done.stdout).toMatch(new RegExp(`^decommissioned ${id}`));
     const after = await fetch(`${broker().httpUrl}/api/v1/devices/${encodeURIComponent(id)}`, { headers: ADMIN_AUTH });
     expect(((await after.json()) as { device: { decommissioned_at: string | null } }).device.decommissioned_at).toBeTruthy();
+  });
+});
+
+describe("admin CLI: credentials and ACL rules", () => {
+  it("credentials add (password from stdin or --password), list, delete; the password works for CONNECT", async () => {
+    const username = uid("cli-user");
+    const added = await admin(["credentials", "add", username], { input: "piped password\n" });
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toMatch(new RegExp(`^user ${username} stored \\(pbkdf2-sha256:\\d+\\)$`, "m"));
+    expect(added.stdout + added.stderr).not.toContain("piped password");
+    // The trailing newline is not part of the password.
+    const ok = await connect(broker().url, { version: 5, username, password: "piped password" });
+    await ok.end();
+    await expect(connect(broker().url, { version: 5, username, password: "piped password\n" })).rejects.toMatchObject({ code: 0x86 });
+
+    const replaced = await adminJson(["credentials", "add", username, "--password", "another password", "--admin"]);
+    expect(replaced).toMatchObject({ username, admin: true });
+    const table = await admin(["credentials", "list"]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split("\n")[0]).toMatch(/^USERNAME\s+ADMIN\s+ALGORITHM\s+CREATED AT$/);
+    expect(table.stdout).toMatch(new RegExp(`^${username}\\s+yes\\s+pbkdf2-sha256:`, "m"));
+    expect(table.stdout).not.toContain("another password");
+    const listed = await adminJson<{ items: Array<{ username: string }> }>(["credentials", "list", "--page-size", "1"]);
+    expect(listed.items.map((c) => c.username)).toContain(username);
+
+    const deleted = await admin(["credentials", "delete", username]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout).toMatch(new RegExp(`^deleted user ${username}`));
+    const again = await admin(["credentials", "delete", username]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/Not Found \(404\)/);
+  });
+
+  it("credentials add refuses what the API refuses, and needs a password", async () => {
+    const short = await admin(["credentials", "add", uid("cli-short"), "--password", "short"]);
+    expect(short.code).toBe(1);
+    expect(short.stderr).toMatch(/Bad Request \(400\).*password/s);
+    const none = await admin(["credentials", "add", uid("cli-none")], { input: "" });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no password/);
+  });
+
+  it("acl add (--allow / --deny), list (table, --json, --username), delete", async () => {
+    const username = uid("cli-acl");
+    const allow = await adminJson(["acl", "add", "--topic", "cli/%u/#", "--action", "all", "--allow", "--username", username]);
+    expect(allow).toMatchObject({ id: expect.any(Number), username, clientid: null, topic: "cli/%u/#", action: "all", allow: true });
+    const deny = await admin(["acl", "add", "--topic", "cli/secret/#", "--action", "subscribe", "--deny", "--username", username, "--clientid", "c-1"]);
+    expect(deny.code, deny.stderr).toBe(0);
+    expect(deny.stdout).toMatch(new RegExp(`^rule \\d+: deny subscribe cli/secret/# for user ${username}, client c-1$`, "m"));
+
+    const table = await admin(["acl", "list", "--username", username]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split("\n");
+    expect(lines[0]).toMatch(/^ID\s+DECISION\s+ACTION\s+TOPIC\s+USERNAME\s+CLIENT ID\s+CREATED AT$/);
+    expect(lines[1]).toMatch(new RegExp(`^${allow.id}\\s+allow\\s+all\\s+cli/%u/#\\s+${username}\\s+\\(any\\)`));
+    expect(lines[2]).toMatch(/deny\s+subscribe\s+cli\/secret\/#/);
+    expect(table.stdout).toContain("2 rule(s)");
+    const json = await adminJson<{ items: Array<{ id: number }> }>(["acl", "list", "--username", username, "--page-size", "1"]);
+    expect(json.items).toHaveLength(2);
+
+    for (const { id } of json.items) expect((await admin(["acl", "delete", String(id)])).code).toBe(0);
+    expect((await adminJson<{ items: unknown[] }>(["acl", "list", "--username", username])).items).toEqual([]);
+    const missing = await admin(["acl", "delete", String(allow.id)]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/Not Found \(404\)/);
+  });
+
+  it("acl usage errors (2) before any request; an invalid rule is the API's 400 (1)", async () => {
+    const neither = await admin(["acl", "add", "--topic", "a", "--action", "all"]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toMatch(/--allow and --deny/);
+    const both = await admin(["acl", "add", "--topic", "a", "--action", "all", "--allow", "--deny"]);
+    expect(both.code).toBe(2);
+    expect((await admin(["acl", "add", "--topic", "a", "--action", "read", "--allow"])).code).toBe(2);
+    expect((await admin(["acl", "add", "--action", "all", "--allow"])).code).toBe(2);
+    expect((await admin(["acl", "delete", "x"])).code).toBe(2);
+    const invalid = await admin(["acl", "add", "--topic", "a/#/b", "--action", "all", "--allow"]);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toMatch(/Bad Request \(400\)/);
   });
 });

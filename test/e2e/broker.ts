@@ -70,3 +70,30 @@ export function useBroker(options: TestBrokerOptions = {}): () => TestBroker {
     return broker;
   };
 }
+
+/**
+ * Creates (or replaces) an MQTT credential through the admin API; `admin: true` lets it read
+ * `$SYS/...` (docs/security.md). Returns the options to connect as that user.
+ */
+export async function createCredential(
+  broker: TestBroker,
+  username: string,
+  password = "correct-horse-battery",
+  admin = false,
+): Promise<{ username: string; password: string }> {
+  const res = await fetch(`${broker.httpUrl}/api/v1/credentials`, {
+    method: "POST",
+    headers: { ...ADMIN_AUTH, "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password, admin }),
+  });
+  if (res.status !== 201 && res.status !== 200) throw new Error(`POST /api/v1/credentials: ${res.status} ${await res.text()}`);
+  return { username, password };
+}
+
+/** An admin MQTT user of this broker (made once per broker), for subscribers to `$SYS/...`. */
+export function sysAdmin(broker: TestBroker): Promise<{ username: string; password: string }> {
+  let made = sysAdmins.get(broker.httpUrl);
+  if (!made) sysAdmins.set(broker.httpUrl, (made = createCredential(broker, "sys-admin", "sys-admin-password", true)));
+  return made;
+}
+const sysAdmins = new Map<string, Promise<{ username: string; password: string }>>();

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
-import { ADMIN_AUTH, TEST_ADMIN_TOKEN, useBroker } from "./broker";
+import { ADMIN_AUTH, createCredential, sysAdmin, TEST_ADMIN_TOKEN, useBroker } from "./broker";
 import { closeAll, connect, ROUTES, sleep, uid, type Route } from "./clients";
 
 const LEASE_S = 6;
@@ -63,7 +63,8 @@ describe("presence through the devices API", () => {
   it.each(ROUTES)("%s route: online, listed by status=online, then a clean DISCONNECT: normal, session expiry written", async (route: Route) => {
     const { url, httpUrl } = broker();
     const id = uid(`pres-${route}`);
-    const c = await connect(url, { version: 5, route, clientId: id, username: "alice", clean: false, properties: { sessionExpiryInterval: 600 } });
+    const alice = await createCredential(broker(), "alice");
+    const c = await connect(url, { version: 5, route, clientId: id, ...alice, clean: false, properties: { sessionExpiryInterval: 600 } });
     const on = await waitForDevice(httpUrl, id, isOnline, "online");
     expect(on).toMatchObject({ transport: "mqtt", protocol_version: 5, username: "alice", disconnect_reason: null });
     expect((await listDevices(httpUrl, `status=online&prefix=${id}`)).map((d) => d.client_id)).toEqual([id]);
@@ -107,10 +108,10 @@ describe("presence through the devices API", () => {
 
   it("$SYS/broker/clients/+/connected and /disconnected carry the events", async () => {
     const { url } = broker();
-    const watcher = await connect(url, { version: 5, clientId: uid("sys-watch") });
+    const watcher = await connect(url, { version: 5, clientId: uid("sys-watch"), ...(await sysAdmin(broker())) });
     await watcher.client.subscribeAsync(["$SYS/broker/clients/+/connected", "$SYS/broker/clients/+/disconnected"], { qos: 0 });
     const id = uid("sys-dev");
-    const c = await connect(url, { version: 5, route: "fast", clientId: id, username: "bob" });
+    const c = await connect(url, { version: 5, route: "fast", clientId: id, ...(await createCredential(broker(), "bob")) });
     await c.end();
     const connected = await watcher.inbox.waitForTopic(`$SYS/broker/clients/${id}/connected`);
     expect(JSON.parse(connected.payload.toString())).toMatchObject({ event: "connected", clientId: id, transport: "mqtt", protocolVersion: 5, username: "bob" });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
-import { ADMIN_AUTH, TEST_ADMIN_TOKEN, useBroker } from "./broker";
+import { ADMIN_AUTH, sysAdmin, TEST_ADMIN_TOKEN, useBroker } from "./broker";
 import { closeAll, connect, sleep, uid, type Received } from "./clients";
 
 afterEach(closeAll);
@@ -29,7 +29,7 @@ describe("$SYS broker statistics every SYS_INTERVAL (1 s)", () => {
   const broker = useBroker({ vars: { SYS_INTERVAL: "1", MAX_PUBLISH_RATE: "0" } });
 
   it("a subscriber to $SYS/broker/# receives Mosquitto's topics with sensible values", async () => {
-    const sub = await connect(broker().url, { version: 5, label: "sys-sub" });
+    const sub = await connect(broker().url, { version: 5, label: "sys-sub", ...(await sysAdmin(broker())) });
     await sub.subscribe("$SYS/broker/#");
     const version = await sub.inbox.waitForTopic("$SYS/broker/version", 10_000);
     expect(version.payload.toString()).toMatch(/^edge-mqtt version \d+\.\d+\.\d+$/);
@@ -54,7 +54,7 @@ describe("$SYS broker statistics every SYS_INTERVAL (1 s)", () => {
     expect(sub.inbox.messages.filter((m) => m.topic === "$SYS/broker/version")).toHaveLength(1);
 
     // Retained: a new subscriber has the latest values at once.
-    const late = await connect(broker().url, { version: 4, label: "sys-late" });
+    const late = await connect(broker().url, { version: 4, label: "sys-late", ...(await sysAdmin(broker())) });
     await late.subscribe("$SYS/broker/uptime");
     const first = await late.inbox.waitForTopic("$SYS/broker/uptime", 2_000);
     expect(first.retain).toBe(true);
@@ -99,7 +99,7 @@ describe("retained alert (RETAINED_ALERT_THRESHOLD 3, $SYS statistics off)", () 
   const broker = useBroker({ vars: { SYS_INTERVAL: "0", RETAINED_ALERT_THRESHOLD: "3" } });
 
   it("fires once 4 retained messages exist, and clears once fewer than 3 remain", async () => {
-    const watcher = await connect(broker().url, { version: 5, label: "alert-watcher" });
+    const watcher = await connect(broker().url, { version: 5, label: "alert-watcher", ...(await sysAdmin(broker())) });
     await watcher.subscribe("$SYS/broker/alerts/retained");
     const pub = await connect(broker().url, { version: 5, label: "alert-pub" });
     const base = `alert/${uid("r")}`;
@@ -117,7 +117,7 @@ describe("retained alert (RETAINED_ALERT_THRESHOLD 3, $SYS statistics off)", () 
     expect(broker().output()).toContain("passed the threshold 3");
 
     // A subscriber that comes later sees the alert: it is retained.
-    const late = await connect(broker().url, { version: 4, label: "alert-late" });
+    const late = await connect(broker().url, { version: 4, label: "alert-late", ...(await sysAdmin(broker())) });
     await late.subscribe("$SYS/broker/alerts/retained");
     expect((await late.inbox.waitForTopic("$SYS/broker/alerts/retained")).retain).toBe(true);
 

@@ -30,9 +30,9 @@ describe("D1 migrations", () => {
 
   it("rejects an ACL action outside publish|subscribe|all", async () => {
     const db = createDb(env.DB);
-    await db.insert(aclRules).values({ topicFilter: "devices/#", action: "publish", allow: true });
+    await db.insert(aclRules).values({ topic: "devices/#", action: "publish", allow: true });
     await expect(
-      env.DB.prepare("INSERT INTO acl_rules (topic_filter, action, allow) VALUES ('x', 'delete', 1)").run(),
+      env.DB.prepare("INSERT INTO acl_rules (topic, action, allow) VALUES ('x', 'delete', 1)").run(),
     ).rejects.toThrow(/CHECK constraint failed/);
   });
 });

@@ -41,7 +41,7 @@ ${items}
  * JSON otherwise.
  */
 export const home = new Hono<AppEnv>().get("/", (c) => {
-  if (isWebSocketUpgrade(c.req.raw)) return upgradeToMqtt(c.env, c.req.raw);
+  if (isWebSocketUpgrade(c.req.raw)) return upgradeToMqtt(c.env, c.req.raw, c.executionCtx);
   if (prefersHtml(c.req.header("Accept"))) return c.html(page());
   return c.json({ name: "edge-mqtt", links: LINKS });
 });

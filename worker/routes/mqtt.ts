@@ -1,14 +1,18 @@
 import { Hono } from "hono";
+import { countInWorker } from "../../durable-objects/metrics";
 import type { AppEnv, Env } from "../env";
-import { ProblemException } from "../problem";
+import { ProblemException, refuse } from "../problem";
+import { ADMISSION_HEADER, addressLimited, admit, releaseAdmission, type Admission } from "../security/admission";
+import { CERT_USER_HEADER, certificateUser, type CertificateCf } from "../security/certificates";
 
 /** WebSocket subprotocols an MQTT client may offer (MQTT 3.1.1/5: "mqtt"; MQTT 3.1: "mqttv3.1"). */
 export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
 
 /**
- * MQTT over WebSocket. The Worker only checks the handshake and picks the
- * Durable Object that will hold the socket; it forwards the request unchanged
- * and the object accepts it and echoes the subprotocol.
+ * MQTT over WebSocket. The Worker checks the handshake and the connection limits, and picks
+ * the Durable Object that will hold the socket; it forwards the request with the admission
+ * token and the client certificate's user (if any) in headers, and the object accepts it and
+ * echoes the subprotocol.
  *
  * - `/mqtt/<clientId>` or `/mqtt?clientId=<id>`: fast path straight to the
  *   session object keyed by client identifier.
@@ -16,18 +20,87 @@ export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
  *   after CONNECT.
  */
 export const mqtt = new Hono<AppEnv>().get("/:clientId?", (c) =>
-  upgradeToMqtt(c.env, c.req.raw, c.req.param("clientId") || c.req.query("clientId") || ""),
+  upgradeToMqtt(c.env, c.req.raw, c.executionCtx, c.req.param("clientId") || c.req.query("clientId") || ""),
 );
 
+/** What the upgrade needs of the request's execution context: to keep the metrics report alive. */
+export interface WaitUntil {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
 /**
- * Checks an MQTT WebSocket handshake and hands it to the object that will hold the socket
- * (the session object named by `clientIdHint`, or a fresh connection object when it is empty).
- * Also used for upgrades on `/` (what MQTT.js's command line and Mosquitto users expect).
+ * Seconds a client refused by the rate per address is told to wait. The binding does not say
+ * when its window ends; 10 s is the shorter of the two periods it supports.
  */
-export function upgradeToMqtt(env: Env, request: Request, clientIdHint = ""): Promise<Response> {
+export const CONNECT_RATE_RETRY_AFTER = 10;
+
+/**
+ * Checks an MQTT WebSocket handshake and the connection limits (docs/security.md, "Limits"),
+ * then hands it to the object that will hold the socket (the session object named by
+ * `clientIdHint`, or a fresh connection object when it is empty). Also used for upgrades on
+ * `/` (what MQTT.js's command line and Mosquitto users expect).
+ *
+ * Limits, cheapest first: the rate of upgrades per client address (429), the address's
+ * failed-authentication penalty (429) and the bound on connections not yet authenticated
+ * (503), both asked of the address's admission shard in one RPC.
+ */
+export async function upgradeToMqtt(env: Env, request: Request, ctx: WaitUntil, clientIdHint = ""): Promise<Response> {
   requireWebSocketUpgrade(request);
   requireMqttSubprotocol(request);
-  return routeUpgrade(env, clientIdHint).fetch(request);
+  // Set by Cloudflare's edge (and locally by Miniflare); absent only on internal requests
+  // (tests through SELF). Per-address limits skip those and LIMITS_EXEMPT_ADDRESSES.
+  const address = request.headers.get("CF-Connecting-IP") ?? "";
+  try {
+    if (addressLimited(env, address) && !(await withinRate(env, address))) {
+      refuse(429, "connection-rate-limited", `Too many connection attempts from ${address}: try again later.`, { retryAfter: CONNECT_RATE_RETRY_AFTER }, retryAfter(CONNECT_RATE_RETRY_AFTER));
+    }
+    const admission = await admit(env, address);
+    if (admission && "refused" in admission) refuseAdmission(address, admission);
+    return await forwardUpgrade(env, request, clientIdHint, admission?.token);
+  } catch (err) {
+    if (err instanceof ProblemException && (err.problem.status === 429 || err.problem.status === 503)) countInWorker(env, ctx, "upgradesRefused");
+    throw err;
+  }
+}
+
+/** Whether `address` is within CONNECT_RATE_LIMITER; true when the binding is absent or fails (logged). */
+async function withinRate(env: Env, address: string): Promise<boolean> {
+  if (!env.CONNECT_RATE_LIMITER) return true;
+  try {
+    return (await env.CONNECT_RATE_LIMITER.limit({ key: address })).success;
+  } catch (e) {
+    console.error("connection rate limiter did not answer; upgrade not limited:", e);
+    return true;
+  }
+}
+
+function refuseAdmission(address: string, refused: Extract<Admission, { refused: unknown }>): never {
+  const { retryAfter: seconds } = refused;
+  if (refused.refused === "penalty") {
+    refuse(429, "authentication-penalty", `Authentication failed from ${address} recently: try again in ${seconds} s.`, { retryAfter: seconds }, retryAfter(seconds));
+  }
+  refuse(503, "too-many-pending-connections", "Too many connections are waiting to authenticate: try again later.", { retryAfter: seconds }, retryAfter(seconds));
+}
+
+function retryAfter(seconds: number): HeadersInit {
+  return { "Retry-After": String(seconds) };
+}
+
+/**
+ * Forwards the upgrade to its object with the admission token and the certificate's user,
+ * after removing any such header the client sent (only the Worker sets them). The slot is
+ * freed here if the object does not take the socket; once it does, the object frees it.
+ */
+async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, token: string | undefined): Promise<Response> {
+  let response: Response;
+  try {
+    response = await routeUpgrade(env, clientIdHint).fetch(new Request(request, { headers: upgradeHeaders(env, request, token) }));
+  } catch (err) {
+    if (token !== undefined) releaseAdmission(env, token);
+    throw err;
+  }
+  if (response.status !== 101 && token !== undefined) releaseAdmission(env, token);
+  return response;
 }
 
 /** Whether a request asks for a WebSocket upgrade. */
@@ -59,6 +132,21 @@ function requireMqttSubprotocol(request: Request): void {
     status: 400,
     detail: `Offer the WebSocket subprotocol ${MQTT_SUBPROTOCOLS.map((p) => `"${p}"`).join(" or ")} in Sec-WebSocket-Protocol.`,
   });
+}
+
+/**
+ * The headers an upgrade reaches its object with: the client's, less any ADMISSION_HEADER or
+ * CERT_USER_HEADER it sent, plus the admission token and the user name CLIENT_CERT_USERS maps
+ * the verified client certificate (request.cf.tlsClientAuth) to, when there are.
+ */
+export function upgradeHeaders(env: Env, request: Request, token: string | undefined): Headers {
+  const headers = new Headers(request.headers);
+  headers.delete(ADMISSION_HEADER);
+  headers.delete(CERT_USER_HEADER);
+  if (token !== undefined) headers.set(ADMISSION_HEADER, token);
+  const user = certificateUser(request.cf as CertificateCf | undefined, env);
+  if (user !== undefined) headers.set(CERT_USER_HEADER, user);
+  return headers;
 }
 
 function routeUpgrade(env: Env, clientIdHint: string): DurableObjectStub {

@@ -110,6 +110,35 @@ describe("GET /metrics as Prometheus metric families", () => {
     line('edge_mqtt_websocket_messages_received_total{kind="session"} 10');
   });
 
+  it("sums the security counters over every kind: ACL denials by action, refusals of CONNECTs and upgrades", () => {
+    const sec = (o: Record<string, number>) => ({ authFailures: 0, connectRefused: 0, aclDeniedPublish: 0, aclDeniedSubscribe: 0, aclDeniedRead: 0, upgradesRefused: 0, ...o });
+    const base = view();
+    const t = formatPrometheus(
+      metricFamilies(
+        view({
+          byKind: {
+            ...base.byKind,
+            session: { ...base.byKind.session!, ...sec({ authFailures: 2, connectRefused: 3, aclDeniedPublish: 4, aclDeniedSubscribe: 5, aclDeniedRead: 6 }) },
+            connection: { ...base.byKind.connection!, ...sec({ connectRefused: 1 }) },
+            worker: sec({ upgradesRefused: 7, aclDeniedPublish: 1 }),
+          },
+        }),
+      ),
+    ).split("\n");
+    for (const l of [
+      "# TYPE edge_mqtt_acl_denied_total counter",
+      'edge_mqtt_acl_denied_total{action="publish"} 5',
+      'edge_mqtt_acl_denied_total{action="subscribe"} 5',
+      'edge_mqtt_acl_denied_total{action="read"} 6',
+      "edge_mqtt_auth_failures_total 2",
+      "edge_mqtt_connects_refused_total 4",
+      "edge_mqtt_upgrades_refused_total 7",
+    ]) {
+      expect(t).toContain(l);
+    }
+    expect(t.filter((l) => l.startsWith("# TYPE edge_mqtt_acl_denied_total"))).toHaveLength(1);
+  });
+
   it("exposes a counter it has no name for under its snake_case name", () => {
     line('edge_mqtt_some_new_counter_total{kind="presence"} 6');
     line('edge_mqtt_some_new_counter_total{kind="session"} 0');

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { forgetCredential } from "../../security/credentials";
 import { and, asc, eq, gt, gte, isNull, lt, sql, type SQL } from "drizzle-orm";
 import { clientIdRange, decommissionFilters, presenceOf, type SkippedTemplate } from "../../../core/devices/view";
 import { validateTopicFilter } from "../../../core/mqtt/codec";
@@ -353,6 +354,7 @@ devices.openapi(decommissionRoute, async (c) => {
   const at = Date.now();
   await step("registry", () => presenceStub(c.env, id).decommission(id, at));
   const [deleted, revoked] = await step("credentials and keys", () => revokeAccess(db, id, at));
+  forgetCredential(id); // this isolate's cache: the old password stops working now here, elsewhere within AUTH_CACHE_SECONDS
   return c.json(
     {
       client_id: id,

@@ -1,5 +1,7 @@
 import type { AppEnv } from "../../env";
 import { apiRouter } from "./router";
+import { acl } from "./acl";
+import { credentials } from "./credentials";
 import { devices } from "./devices";
 import { keys } from "./keys";
 import { publish } from "./publish";
@@ -15,7 +17,9 @@ export const api = apiRouter()
   .route("/devices", devices)
   .route("/retained", retained)
   .route("/keys", keys)
-  .route("/stats", stats);
+  .route("/stats", stats)
+  .route("/credentials", credentials)
+  .route("/acl", acl);
 
 api.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   type: "http",
@@ -28,7 +32,7 @@ api.doc31("/openapi.json", {
   info: {
     title: "Edge MQTT broker HTTP API",
     version: "1",
-    description: "HTTP ingest, device presence, retained messages, API keys and statistics.",
+    description: "HTTP ingest, device presence, retained messages, API keys, statistics, MQTT credentials and ACL rules.",
   },
   // Paths in this document are relative to the router's mount point, /api/v1.
   servers: [{ url: "/api/v1", description: "This broker" }],

@@ -21,6 +21,7 @@ import { takePublishToken, verifyApiKey, type Publisher } from "../../api-keys";
 import { BEARER_CHALLENGE, bearerToken, isAdmin } from "../../auth";
 import type { AppEnv, Env } from "../../env";
 import { refuse } from "../../problem";
+import { aclCache } from "../../security/acl-cache";
 import { problemResponse } from "./problem-schema";
 import { apiRouter } from "./router";
 
@@ -88,7 +89,7 @@ const IdempotencyHeader = z.object({
 const publishProblems = {
   400: problemResponse("Bad topic, wildcard in the topic, bad encoding, bad QoS, bad JSON, unknown field."),
   401: problemResponse("No API key or admin token, or an unknown or revoked one."),
-  403: problemResponse("Out of the key's scopes, a $ topic, or a device the key does not belong to."),
+  403: problemResponse("Out of the key's scopes, a $ topic, a device the key does not belong to, or denied by the ACL rules (acl-denied: a key is user name `key:<key id>`)."),
   413: problemResponse("Body over MAX_HTTP_BODY_BYTES, more than MAX_BULK_ITEMS items, or a message over MAX_PACKET_SIZE."),
   415: problemResponse("Content-Type is not application/json (JSON endpoints)."),
   422: problemResponse("The Idempotency-Key was used with another request."),
@@ -184,17 +185,26 @@ interface Answer {
 
 type ItemResult = z.infer<typeof PublishResult> | { id: string; reason_code: number; message: string };
 
-function policyOf(env: Env, publisher: Publisher): IngestPolicy {
+/**
+ * What a caller may publish: the broker's limits; for an API key its scopes, its device, and
+ * the ACL rules as for an MQTT client (user name `key:<key id>`; its scopes act as a token's
+ * `acl` claim: core/ingest/acl.ts), from the isolate's snapshot (fresh within
+ * ACL_CACHE_SECONDS). The admin token is the operator, who writes the rules: not held to them
+ * (`$` topics stay refused for everyone).
+ */
+async function policyOf(env: Env, publisher: Publisher): Promise<IngestPolicy> {
   const limits = limitsFromEnv(env);
+  const scopes = publisher.scopes;
   return {
     limits: { maxPacketSize: limits.maximumPacketSize, maxTopicLength: limits.maxTopicLength, maxTopicLevels: limits.maxTopicLevels },
-    ...(publisher.scopes && { scopes: publisher.scopes }),
     ...(publisher.device !== undefined && { keyDevice: publisher.device }),
+    // Only a key has scopes; the admin token has none.
+    ...(scopes && { scopes, acl: { authorizer: await aclCache(env).load(), keyId: publisher.id, scopes } }),
   };
 }
 
 /** Parses and checks every item first: one refused item refuses the request, and nothing is published. */
-function checkedDrafts(c: Context<AppEnv>, parsed: Array<{ ok: true; value: Draft } | { ok: false; refusal: IngestRefusal }>): Draft[] {
+async function checkedDrafts(c: Context<AppEnv>, parsed: Array<{ ok: true; value: Draft } | { ok: false; refusal: IngestRefusal }>): Promise<Draft[]> {
   const publisher = c.get("publisher");
   const refusals: ItemRefusal[] = [];
   const drafts: Draft[] = [];
@@ -206,7 +216,7 @@ function checkedDrafts(c: Context<AppEnv>, parsed: Array<{ ok: true; value: Draf
       drafts.push(p.value);
     }
   });
-  if (refusals.length === 0) refusals.push(...checkBatch(drafts, policyOf(c.env, publisher)));
+  if (refusals.length === 0) refusals.push(...checkBatch(drafts, await policyOf(c.env, publisher)));
   if (refusals.length > 0) {
     const first = refusals[0]!;
     const many = parsed.length > 1;
@@ -414,13 +424,13 @@ const rawRoute = {
 
 publish.openapi(single, async (c) => {
   const item = c.req.valid("json") as JsonItem;
-  const drafts = checkedDrafts(c, [jsonItemDraft(item)]);
+  const drafts = await checkedDrafts(c, [jsonItemDraft(item)]);
   return idempotent(c, async (token) => singleAnswer(await route(c, drafts, token))) as never;
 });
 
 publish.openapi(bulk, async (c) => {
   const items = c.req.valid("json") as JsonItem[];
-  const drafts = checkedDrafts(c, items.map(jsonItemDraft));
+  const drafts = await checkedDrafts(c, items.map(jsonItemDraft));
   return idempotent(c, async (token) => bulkAnswer(await route(c, drafts, token))) as never;
 });
 
@@ -447,7 +457,7 @@ publish.openapi(
       queryNames: () => [...new Set(params.keys())],
       header: (name) => c.req.raw.headers.get(name),
     });
-    const drafts = checkedDrafts(c, [parsed]);
+    const drafts = await checkedDrafts(c, [parsed]);
     return idempotent(c, async (token) => singleAnswer(await route(c, drafts, token))) as never;
   },
 );
