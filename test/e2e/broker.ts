@@ -23,6 +23,12 @@ export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789";
 /** `Authorization` header with the test admin token. */
 export const ADMIN_AUTH = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` } as const;
 
+/**
+ * The settings every test broker starts with: the admin token, and anonymous clients allowed
+ * as `npm start` allows them locally (.dev.vars), since a fresh checkout has no .dev.vars.
+ */
+export const TEST_VARS = { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOW_ANONYMOUS: "true" } as const;
+
 /** `vars`: wrangler.toml [vars] to override for this broker, e.g. `{ CONNECT_TIMEOUT: "3" }`. */
 export interface TestBrokerOptions {
   vars?: Record<string, string>;
@@ -38,7 +44,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
   let broker: Broker;
   try {
-    broker = await startBroker({ port, persistTo, onOutput, vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOW_ANONYMOUS: "true", ...options.vars } });
+    broker = await startBroker({ port, persistTo, onOutput, vars: { ...TEST_VARS, ...options.vars } });
   } catch (err) {
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);

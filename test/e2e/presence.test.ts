@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
-import { ADMIN_AUTH, createCredential, sysAdmin, TEST_ADMIN_TOKEN, useBroker } from "./broker";
+import { ADMIN_AUTH, createCredential, sysAdmin, TEST_VARS, useBroker } from "./broker";
 import { closeAll, connect, ROUTES, sleep, uid, type Route } from "./clients";
 
 const LEASE_S = 6;
@@ -135,7 +135,7 @@ describe("presence after a SIGKILL of the whole broker", () => {
   it("devices that were online show offline, lease-expired, within the lease after the restart", async () => {
     persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-presence-"));
     const port = await getFreePort();
-    const start = () => startBroker({ port, persistTo: persistTo!, onOutput: (c: string) => (log += c), vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...VARS } });
+    const start = () => startBroker({ port, persistTo: persistTo!, onOutput: (c: string) => (log += c), vars: { ...TEST_VARS, ...VARS } });
     broker = await start();
     const url = `ws://127.0.0.1:${port}/mqtt`;
     const httpUrl = `http://127.0.0.1:${port}`;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, describe, expect, it } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
+import { TEST_VARS } from "./broker";
 
 const MESSAGES = 60;
 const WINDOW = 8;
@@ -21,7 +22,7 @@ afterAll(async () => {
 });
 
 async function start(port: number, persistTo: string): Promise<Broker> {
-  return startBroker({ port, persistTo, onOutput: (c: string) => (log += c) });
+  return startBroker({ port, persistTo, onOutput: (c: string) => (log += c), vars: TEST_VARS });
 }
 
 /** SIGKILL the whole broker (wrangler and workerd): nothing gets a chance to flush. */

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
-import { ADMIN_AUTH, sysAdmin, TEST_ADMIN_TOKEN, useBroker } from "./broker";
+import { ADMIN_AUTH, sysAdmin, TEST_VARS, useBroker } from "./broker";
 import { closeAll, connect, sleep, uid, type Received } from "./clients";
 
 afterEach(closeAll);
@@ -142,7 +142,7 @@ describe("uptime counts from this run; totals carry over a restart", () => {
   it("a restarted broker has a new start and uptime, the same `since` and its totals", async () => {
     persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-stats-"));
     const port = await getFreePort();
-    const start = () => startBroker({ port, persistTo: persistTo!, vars: { ADMIN_TOKEN: TEST_ADMIN_TOKEN, SYS_INTERVAL: "0" } });
+    const start = () => startBroker({ port, persistTo: persistTo!, vars: { ...TEST_VARS, SYS_INTERVAL: "0" } });
     broker = await start();
     const url = `ws://127.0.0.1:${port}/mqtt`;
     const http = `http://127.0.0.1:${port}`;

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { decodeCursor, encodeCursor } from "./cursor";
 import { and, asc, eq, gt, type SQL } from "drizzle-orm";
 import { isMqttString } from "../../../core/ingest";
 import { createDb, schema } from "../../../db";
@@ -203,19 +204,3 @@ credentials.openapi(
   },
 );
 
-/** The cursor of a page: the last user name, base64url of its UTF-8 (opaque to callers). */
-function encodeCursor(username: string): string {
-  let binary = "";
-  for (const b of new TextEncoder().encode(username)) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): string {
-  try {
-    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error("not base64url");
-    const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0)));
-  } catch {
-    refuse(400, "invalid-cursor", "cursor: not a cursor this API gave (pass `next_cursor` of the previous page unchanged).");
-  }
-}
