@@ -24,6 +24,8 @@ import type { AclRule, Authorizer, Principal } from "./types";
 type Side = "publish" | "subscribe";
 
 interface Rule {
+  /** What a check decided by this rule answers (explain*: the rule as given). */
+  decision: AclDecision;
   username: string | null;
   clientId: string | null;
   topic: string;
@@ -46,6 +48,8 @@ interface SideIndex {
 interface Filter {
   text: string;
   levels: string[];
+  /** The rule's decision (undefined for a token's claim filter). */
+  decision?: AclDecision;
 }
 
 /** The filters that apply to one principal on one side, placeholders substituted. */
@@ -53,6 +57,31 @@ interface Applicable {
   deny: Filter[];
   allow: Filter[];
 }
+
+/**
+ * Why a check was answered as it was (explain*, the admin API's "test a topic"): `rule` (the
+ * deciding rule in `rule`), `default` (no rule matched: ALLOW_ANONYMOUS), `dollar-topic`
+ * (nobody publishes to `$` topics), `sys-admin-only` / `sys-admin` (`$SYS` denied to a
+ * non-admin / allowed to an admin), `claims` (outside a token's `acl` claim: denied; inside
+ * it where no rule decides: allowed).
+ */
+export type AclReason = "rule" | "default" | "dollar-topic" | "sys-admin-only" | "sys-admin" | "claims";
+
+export interface AclDecision {
+  readonly allowed: boolean;
+  readonly reason: AclReason;
+  /** The deciding rule when `reason` is `rule`, else null. */
+  readonly rule: Readonly<AclRule> | null;
+}
+
+const decision = (allowed: boolean, reason: AclReason): AclDecision => Object.freeze({ allowed, reason, rule: null });
+const DOLLAR_TOPIC = decision(false, "dollar-topic");
+const SYS_DENIED = decision(false, "sys-admin-only");
+const SYS_ALLOWED = decision(true, "sys-admin");
+const OUTSIDE_CLAIMS = decision(false, "claims");
+const INSIDE_CLAIMS = decision(true, "claims");
+const DEFAULT_ALLOW = decision(true, "default");
+const DEFAULT_DENY = decision(false, "default");
 
 /** Principals whose applicable rules are kept: the sessions of one object, the keys of an isolate. */
 const CACHE_ENTRIES = 4096;
@@ -65,7 +94,7 @@ export interface AclOptions {
 export class AclPolicy implements Authorizer {
   readonly #publish: SideIndex = newIndex();
   readonly #subscribe: SideIndex = newIndex();
-  readonly #allowByDefault: boolean;
+  readonly #default: AclDecision;
   /**
    * By principal object (a session keeps its own; principals are never modified), then by who
    * it is (a new object each CONNECT or use of a key).
@@ -75,9 +104,11 @@ export class AclPolicy implements Authorizer {
   readonly #claims = new WeakMap<string[], Map<string, Filter[]>>();
 
   constructor(rules: readonly AclRule[], options: AclOptions) {
-    this.#allowByDefault = options.allowAnonymous;
+    this.#default = options.allowAnonymous ? DEFAULT_ALLOW : DEFAULT_DENY;
     for (const r of rules) {
+      const source = Object.freeze({ id: r.id, username: r.username, clientId: r.clientId, topic: r.topic, action: r.action, allow: r.allow });
       const rule: Rule = {
+        decision: Object.freeze({ allowed: r.allow, reason: "rule", rule: source }),
         username: r.username,
         clientId: r.clientId,
         topic: r.topic,
@@ -91,8 +122,7 @@ export class AclPolicy implements Authorizer {
 
   /** A PUBLISH, a Will or an HTTP ingest item from `principal` to the topic name `topic`. */
   authorizePublish(principal: Principal, topic: string): boolean {
-    if (topic.startsWith("$")) return false; // `$` topics are the broker's: nobody publishes there
-    return this.#decideTopic(principal, "publish", topic.split("/"));
+    return this.explainPublish(principal, topic).allowed;
   }
 
   /**
@@ -101,34 +131,51 @@ export class AclPolicy implements Authorizer {
    * rule already when it overlaps it (matches some topic the filter can).
    */
   authorizeSubscribe(principal: Principal, filter: string): boolean {
-    const inner = parseSharedFilter(filter)?.filter ?? filter;
-    const claims = this.#claimFilters(principal, "subscribe");
-    if (claims && !claims.some((f) => filterCovers(f.text, inner))) return false;
-    if (isSys(inner)) return principal.admin === true;
-    const rules = this.#applicable(principal, "subscribe");
-    for (const f of rules.deny) if (filtersOverlap(f.text, inner)) return false;
-    for (const f of rules.allow) if (filterCovers(f.text, inner)) return true;
-    return claims !== undefined || this.#allowByDefault;
+    return this.explainSubscribe(principal, filter).allowed;
   }
 
   /** A message on `topic` may be delivered to `principal`: live and retained messages alike. */
   authorizeRead(principal: Principal, topic: string): boolean {
+    return this.explainRead(principal, topic).allowed;
+  }
+
+  /** authorizePublish's answer with its reason and deciding rule (the same decision: authorizePublish reads it). */
+  explainPublish(principal: Principal, topic: string): AclDecision {
+    if (topic.startsWith("$")) return DOLLAR_TOPIC; // `$` topics are the broker's: nobody publishes there
+    return this.#decideTopic(principal, "publish", topic.split("/"));
+  }
+
+  /** authorizeSubscribe's answer with its reason and deciding rule. */
+  explainSubscribe(principal: Principal, filter: string): AclDecision {
+    const inner = parseSharedFilter(filter)?.filter ?? filter;
+    const claims = this.#claimFilters(principal, "subscribe");
+    if (claims && !claims.some((f) => filterCovers(f.text, inner))) return OUTSIDE_CLAIMS;
+    if (isSys(inner)) return principal.admin === true ? SYS_ALLOWED : SYS_DENIED;
+    const rules = this.#applicable(principal, "subscribe");
+    for (const f of rules.deny) if (filtersOverlap(f.text, inner)) return f.decision!;
+    for (const f of rules.allow) if (filterCovers(f.text, inner)) return f.decision!;
+    return claims !== undefined ? INSIDE_CLAIMS : this.#default;
+  }
+
+  /** authorizeRead's answer with its reason and deciding rule. */
+  explainRead(principal: Principal, topic: string): AclDecision {
     if (isSys(topic)) {
+      if (principal.admin !== true) return SYS_DENIED;
       const claims = this.#claimFilters(principal, "subscribe");
       const levels = topic.split("/");
-      return principal.admin === true && (!claims || claims.some((f) => levelsMatch(f.levels, levels)));
+      return !claims || claims.some((f) => levelsMatch(f.levels, levels)) ? SYS_ALLOWED : OUTSIDE_CLAIMS;
     }
     return this.#decideTopic(principal, "subscribe", topic.split("/"));
   }
 
   /** A topic name against the rules of a side and the token's claims: deny, claims, allow, default. */
-  #decideTopic(principal: Principal, side: Side, levels: string[]): boolean {
+  #decideTopic(principal: Principal, side: Side, levels: string[]): AclDecision {
     const rules = this.#applicable(principal, side);
-    for (const f of rules.deny) if (levelsMatch(f.levels, levels)) return false;
+    for (const f of rules.deny) if (levelsMatch(f.levels, levels)) return f.decision!;
     const claims = this.#claimFilters(principal, side);
-    if (claims && !claims.some((f) => levelsMatch(f.levels, levels))) return false;
-    for (const f of rules.allow) if (levelsMatch(f.levels, levels)) return true;
-    return claims !== undefined || this.#allowByDefault;
+    if (claims && !claims.some((f) => levelsMatch(f.levels, levels))) return OUTSIDE_CLAIMS;
+    for (const f of rules.allow) if (levelsMatch(f.levels, levels)) return f.decision!;
+    return claims !== undefined ? INSIDE_CLAIMS : this.#default;
   }
 
   /** The filters of the rules that apply to a principal on a side, computed once per principal. */
@@ -149,7 +196,7 @@ export class AclPolicy implements Authorizer {
       if (rule.clientId !== null && rule.clientId !== clientId) return;
       if (rule.usesUsername && username === undefined) return;
       const filter = rule.allow ? allowFilter(rule.topic, clientId, username) : denyFilter(rule.topic, clientId, username);
-      if (filter !== undefined) (rule.allow ? out.allow : out.deny).push(split(filter));
+      if (filter !== undefined) (rule.allow ? out.allow : out.deny).push({ ...split(filter), decision: rule.decision });
     };
     index.everyone.forEach(consider);
     if (username !== undefined) index.byUser.get(username)?.forEach(consider);

@@ -2,8 +2,11 @@
  * /api/v1/acl: rules created, listed (filters, cursor), deleted; invalid rules refused; and
  * HTTP API keys held to the rules (user name `key:<key id>`), seen at once on this isolate.
  */
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, api, createKey, postJson, unique } from "./ingest-helpers";
+import { app } from "../../worker/app";
+import { ADMIN, BASE, api, createKey, postJson, unique } from "./ingest-helpers";
 
 interface RuleJson {
   id: number;
@@ -139,5 +142,103 @@ describe("API keys follow the ACL rules (user name key:<key id>)", () => {
     await addRule({ topic: `${base}/closed`, action: "publish", allow: false });
     expect((await postJson("/publish", auth, { topic: `${base}/closed`, payload: "1" })).status).toBe(403);
     expect((await postJson("/publish", ADMIN, { topic: `${base}/closed`, payload: "1" })).status).toBe(202);
+  });
+});
+
+describe("POST /api/v1/acl/check", () => {
+  interface Check {
+    allowed: boolean;
+    reason: string;
+    rule: Omit<RuleJson, "created_at"> | null;
+    allow_anonymous: boolean;
+    admin: boolean;
+  }
+  async function check(body: Record<string, unknown>, workerEnv?: typeof env): Promise<Check> {
+    const init = { method: "POST", headers: { ...ADMIN, "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    const res = workerEnv
+      ? await app.fetch(new Request(`${BASE}/api/v1/acl/check`, init), workerEnv, createExecutionContext())
+      : await api("/acl/check", init);
+    if (res.status !== 200) throw new Error(`check: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Check;
+  }
+  const strip = ({ created_at: _, ...rule }: RuleJson) => rule;
+
+  it("allowed by a rule: names it; a deny wins over an allow, whatever their order", async () => {
+    const base = unique("chk");
+    const allow = await addRule({ topic: `${base}/#`, action: "all", allow: true });
+    expect(await check({ clientid: "c1", topic: `${base}/a`, action: "publish" })).toEqual({
+      allowed: true,
+      reason: "rule",
+      rule: strip(allow),
+      allow_anonymous: true,
+      admin: false,
+    });
+    const deny = await addRule({ username: "alice", topic: `${base}/a`, action: "subscribe", allow: false });
+    // Fresh rules: the deny added just now decides, for alice only and subscribe/read only.
+    expect(await check({ username: "alice", clientid: "c1", topic: `${base}/a`, action: "read" })).toMatchObject({ allowed: false, reason: "rule", rule: strip(deny) });
+    expect(await check({ username: "alice", clientid: "c1", topic: `${base}/+`, action: "subscribe" })).toMatchObject({ allowed: false, reason: "rule", rule: { id: deny.id } });
+    expect(await check({ username: "alice", clientid: "c1", topic: `${base}/a`, action: "publish" })).toMatchObject({ allowed: true, rule: { id: allow.id } });
+    expect(await check({ username: "bob", clientid: "c1", topic: `${base}/a`, action: "read" })).toMatchObject({ allowed: true, rule: { id: allow.id } });
+  });
+
+  it("no rule matching: the default, allowed while ALLOW_ANONYMOUS is on, denied when it is off", async () => {
+    const topic = `${unique("nomatch")}/x`;
+    expect(await check({ clientid: "c", topic, action: "publish" })).toEqual({ allowed: true, reason: "default", rule: null, allow_anonymous: true, admin: false });
+    const closed = { ...env, ALLOW_ANONYMOUS: "false" };
+    expect(await check({ clientid: "c", topic, action: "publish" }, closed)).toEqual({ allowed: false, reason: "default", rule: null, allow_anonymous: false, admin: false });
+    const allow = await addRule({ topic, action: "publish", allow: true });
+    expect(await check({ clientid: "c", topic, action: "publish" }, closed)).toMatchObject({ allowed: true, reason: "rule", rule: { id: allow.id } });
+  });
+
+  it("$ topics: nobody publishes; $SYS is read by admins only (the stored admin flag, or admin: true)", async () => {
+    const c = unique("dollar"); // a rule allowing everything, for this client only
+    await addRule({ clientid: c, topic: "#", action: "all", allow: true });
+    expect(await check({ clientid: c, topic: "$SYS/broker/uptime", action: "publish", admin: true })).toMatchObject({ allowed: false, reason: "dollar-topic", rule: null });
+    expect(await check({ clientid: c, topic: "$SYS/broker/uptime", action: "read" })).toMatchObject({ allowed: false, reason: "sys-admin-only" });
+    expect(await check({ clientid: c, topic: "$SYS/#", action: "subscribe", admin: true })).toMatchObject({ allowed: true, reason: "sys-admin", admin: true });
+    const username = unique("root");
+    expect((await postJson("/credentials", ADMIN, { username, password: "a-long-password-1", admin: true })).status).toBe(201);
+    expect(await check({ username, clientid: c, topic: "$SYS/broker/uptime", action: "read" })).toMatchObject({ allowed: true, reason: "sys-admin", admin: true });
+    expect(await check({ username, clientid: c, topic: "$SYS/broker/uptime", action: "read", admin: false })).toMatchObject({ allowed: false, admin: false });
+  });
+
+  it("%c and %u: substituted for the client checked; the rule is answered as written", async () => {
+    const base = unique("pat");
+    const closed = { ...env, ALLOW_ANONYMOUS: "false" };
+    const own = await addRule({ topic: `${base}/%c/#`, action: "publish", allow: true });
+    const mine = await addRule({ topic: `${base}/users/%u`, action: "subscribe", allow: true });
+    expect(await check({ clientid: "gw-1", topic: `${base}/gw-1/t`, action: "publish" }, closed)).toMatchObject({ allowed: true, rule: { id: own.id, topic: `${base}/%c/#` } });
+    expect(await check({ clientid: "gw-2", topic: `${base}/gw-1/t`, action: "publish" }, closed)).toMatchObject({ allowed: false, reason: "default" });
+    expect(await check({ username: "ann", clientid: "x", topic: `${base}/users/ann`, action: "read" }, closed)).toMatchObject({ allowed: true, rule: { id: mine.id } });
+    // No user name: a %u rule never applies.
+    expect(await check({ clientid: "x", topic: `${base}/users/ann`, action: "read" }, closed)).toMatchObject({ allowed: false, reason: "default" });
+  });
+
+  it("refuses a bad topic (400 invalid-topic) or body (400 invalid-request); 401 without the token", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ clientid: "c", topic: "a/+", action: "publish" }, "invalid-topic"],
+      [{ clientid: "c", topic: "a/#", action: "read" }, "invalid-topic"],
+      [{ clientid: "c", topic: "a/#/b", action: "subscribe" }, "invalid-topic"],
+      [{ clientid: "c", topic: "a", action: "all" }, "invalid-request"],
+      [{ topic: "a", action: "publish" }, "invalid-request"],
+      [{ clientid: "c", topic: "", action: "publish" }, "invalid-request"],
+    ];
+    for (const [body, problem] of cases) {
+      const res = await postJson("/acl/check", ADMIN, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.json(), JSON.stringify(body)).toMatchObject({ type: `urn:edge-mqtt:problem:${problem}` });
+    }
+    expect((await postJson("/acl/check", {}, { clientid: "c", topic: "a", action: "publish" })).status).toBe(401);
+  });
+
+  it("is in the OpenAPI document", async () => {
+    const doc = (await (await api("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    const op = doc.paths["/acl/check"]?.post;
+    expect(op?.responses["200"]?.content?.["application/json"]?.schema.$ref).toBe("#/components/schemas/AclCheckResult");
+    expect(Object.keys(doc.components.schemas.AclCheckResult?.properties ?? {})).toEqual(expect.arrayContaining(["allowed", "reason", "rule"]));
+    expect(Object.keys(doc.components.schemas.AclCheck?.properties ?? {})).toEqual(expect.arrayContaining(["username", "clientid", "topic", "action", "admin"]));
   });
 });

@@ -14,7 +14,7 @@ describe("GET /", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       name: "edge-mqtt",
-      links: { mqtt: "/mqtt", health: "/health", metrics: "/metrics", api_docs: "/api/v1/docs", openapi: "/api/v1/openapi.json" },
+      links: { dashboard: "/dashboard/", mqtt: "/mqtt", health: "/health", metrics: "/metrics", api_docs: "/api/v1/docs", openapi: "/api/v1/openapi.json" },
     });
   });
 

@@ -5,6 +5,7 @@ import { isWebSocketUpgrade, upgradeToMqtt } from "./mqtt";
 
 /** What `GET /` lists: where everything is. */
 export const LINKS = {
+  dashboard: "/dashboard/",
   mqtt: "/mqtt",
   health: "/health",
   metrics: "/metrics",
@@ -13,6 +14,7 @@ export const LINKS = {
 } as const;
 
 const DESCRIPTIONS: Record<keyof typeof LINKS, string> = {
+  dashboard: "the dashboard (log in with the admin token)",
   mqtt: "MQTT over WebSocket (subprotocol mqtt); / accepts the same upgrade",
   health: "liveness",
   metrics: "broker counters (JSON or Prometheus text)",

@@ -274,3 +274,50 @@ describe("aclRuleProblem", () => {
     expect(aclRuleProblem({ topic: "a", action: "all", clientId: "" })).toMatch(/clientid/);
   });
 });
+
+describe("explain*: the same decision, with its reason and deciding rule", () => {
+  it("names the deciding rule: a deny wins over an allow; no match is the default", () => {
+    const allow = rule("a/#", "all", true);
+    const deny = rule("a/secret", "publish", false, { username: "alice" });
+    const p = closed(allow, deny);
+    expect(p.explainPublish(alice, "a/secret")).toEqual({ allowed: false, reason: "rule", rule: deny });
+    expect(p.explainPublish(bob, "a/secret")).toEqual({ allowed: true, reason: "rule", rule: allow });
+    expect(p.explainPublish(alice, "b")).toEqual({ allowed: false, reason: "default", rule: null });
+    expect(open().explainPublish(alice, "b")).toEqual({ allowed: true, reason: "default", rule: null });
+    // The deny governs publish only: subscribe is decided by the allow.
+    expect(p.explainSubscribe(alice, "a/+")).toEqual({ allowed: true, reason: "rule", rule: allow });
+    expect(p.explainRead(alice, "a/secret")).toMatchObject({ allowed: true, reason: "rule", rule: { id: allow.id } });
+  });
+
+  it("$ topics and $SYS", () => {
+    const p = open(rule("#", "all", true));
+    expect(p.explainPublish(admin, "$SYS/x")).toEqual({ allowed: false, reason: "dollar-topic", rule: null });
+    expect(p.explainRead(alice, "$SYS/broker/uptime")).toEqual({ allowed: false, reason: "sys-admin-only", rule: null });
+    expect(p.explainSubscribe(alice, "$SYS/#")).toEqual({ allowed: false, reason: "sys-admin-only", rule: null });
+    expect(p.explainRead(admin, "$SYS/broker/uptime")).toEqual({ allowed: true, reason: "sys-admin", rule: null });
+  });
+
+  it("%c / %u rules are reported as written; token claims are the reason outside them", () => {
+    const own = rule("devices/%c/#", "publish", true);
+    const p = closed(own);
+    expect(p.explainPublish(anon, "devices/sensor-9/t")).toEqual({ allowed: true, reason: "rule", rule: own });
+    expect(p.explainPublish(anon, "devices/other/t")).toEqual({ allowed: false, reason: "default", rule: null });
+    const jwt: Principal = { clientId: "c", username: "j", method: "jwt", claims: { publish: ["x/#"] } };
+    expect(p.explainPublish(jwt, "y")).toEqual({ allowed: false, reason: "claims", rule: null });
+    expect(p.explainPublish(jwt, "x/1")).toEqual({ allowed: true, reason: "claims", rule: null });
+  });
+
+  it("agrees with authorize* on every check", () => {
+    const rules = [rule("a/#", "all", true), rule("a/b", "subscribe", false, { clientId: "bob-1" }), rule("u/%u/#", "all", true), rule("$SYS/#", "all", true)];
+    const topics = ["a/b", "a/c", "u/alice/x", "u/bob/x", "$SYS/x", "z"];
+    for (const p of [open(...rules), closed(...rules)]) {
+      for (const who of [alice, bob, anon, admin]) {
+        for (const t of topics) {
+          expect(p.explainPublish(who, t).allowed).toBe(p.authorizePublish(who, t));
+          expect(p.explainRead(who, t).allowed).toBe(p.authorizeRead(who, t));
+          expect(p.explainSubscribe(who, t).allowed).toBe(p.authorizeSubscribe(who, t));
+        }
+      }
+    }
+  });
+});

@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
 import { isMqttString } from "../../../core/ingest";
+import { validateTopicFilter, validateTopicName } from "../../../core/mqtt/codec";
 import { aclRuleProblem } from "../../../core/policy/acl";
+import type { Principal } from "../../../core/policy/types";
 import { createDb, schema } from "../../../db";
 import type { AclRule } from "../../../db/schema";
 import { requireAdmin } from "../../auth";
@@ -78,6 +80,41 @@ const AclRuleList = z
   })
   .openapi("AclRuleList");
 
+const AclCheck = z
+  .strictObject({
+    username: RuleUsername.optional().openapi({ description: "The client's user name; absent: an anonymous client." }),
+    clientid: RuleClientId,
+    topic: z.string().min(1).max(65535).openapi({ example: "devices/sensor-17/temp", description: "A topic name (publish, read) or a topic filter (subscribe)." }),
+    action: z.enum(["publish", "subscribe", "read"]).openapi({ description: "publish: a PUBLISH to the topic; subscribe: a SUBSCRIBE to the filter; read: delivery of a message on the topic." }),
+    admin: z.boolean().optional().openapi({ description: "Check as an admin principal ($SYS). Absent: the user's stored admin flag (false without a user)." }),
+  })
+  .openapi("AclCheck");
+
+const AclCheckRule = z
+  .object({
+    id: z.number().int(),
+    username: z.string().nullable(),
+    clientid: z.string().nullable(),
+    topic: z.string(),
+    action: Action,
+    allow: z.boolean(),
+  })
+  .openapi("AclCheckRule");
+
+const AclCheckResult = z
+  .object({
+    allowed: z.boolean(),
+    reason: z.enum(["rule", "default", "dollar-topic", "sys-admin-only", "sys-admin", "claims"]).openapi({
+      description:
+        "rule: the rule in `rule` decided; default: no rule matched (ALLOW_ANONYMOUS decides); dollar-topic: nobody publishes to `$` topics; " +
+        "sys-admin-only / sys-admin: `$SYS` is denied to a non-admin / allowed to an admin; claims: a token's `acl` claim decided.",
+    }),
+    rule: AclCheckRule.nullable().openapi({ description: "The deciding rule (as written, `%c` / `%u` unsubstituted), or null." }),
+    allow_anonymous: z.boolean().openapi({ description: "ALLOW_ANONYMOUS: the default where no rule decides." }),
+    admin: z.boolean().openapi({ description: "Whether the check was made as an admin principal." }),
+  })
+  .openapi("AclCheckResult");
+
 function view(row: AclRule): z.infer<typeof AclRuleSchema> {
   return {
     id: row.id,
@@ -123,6 +160,69 @@ acl.openapi(
     const [row] = await db.insert(t).values({ ...rule, createdAt: Date.now() }).returning();
     aclCache(c.env).invalidate();
     return c.json(view(row!), 201);
+  },
+);
+
+acl.openapi(
+  createRoute({
+    method: "post",
+    path: "/check",
+    tags: ["ACL"],
+    summary: "Test a topic against the rules",
+    description:
+      `Whether a client (user name, client identifier) may publish to, subscribe to or read a topic, decided by the broker's own ACL policy over the current rules (read afresh), and why. ${SEMANTICS} ` +
+      "Checked as a password (or anonymous) client: a token's `acl` claim is not part of the check.",
+    request: { body: { required: true, content: { "application/json": { schema: AclCheck } } } },
+    responses: {
+      200: { description: "The decision.", content: { "application/json": { schema: AclCheckResult } } },
+      400: problemResponse("Not a valid topic name (publish, read) or topic filter (subscribe), or a bad field (invalid-topic, invalid-request)."),
+      ...adminProblems,
+    },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const bad = body.action === "subscribe" ? validateTopicFilter(body.topic) : validateTopicName(body.topic);
+    if (bad !== undefined) {
+      refuse(
+        400,
+        "invalid-topic",
+        body.action === "subscribe"
+          ? `topic "${body.topic}" is not a valid topic filter ("+" and "#" occupy a whole level, "#" only the last; no U+0000)`
+          : `topic "${body.topic}" is not a valid topic name (no "+" or "#", no U+0000) for ${body.action}`,
+      );
+    }
+    let admin = body.admin;
+    if (admin === undefined && body.username !== undefined) {
+      const t = schema.credentials;
+      const [row] = await createDb(c.env.DB).select({ admin: t.admin }).from(t).where(eq(t.username, body.username));
+      admin = row?.admin ?? false;
+    }
+    const principal: Principal = {
+      clientId: body.clientid,
+      ...(body.username !== undefined && { username: body.username }),
+      method: body.username === undefined ? "anonymous" : "password",
+      admin: admin === true,
+    };
+    const cache = aclCache(c.env);
+    cache.invalidate(); // the rules as they are now, not this isolate's snapshot
+    const policy = await cache.load();
+    const decision =
+      body.action === "publish"
+        ? policy.explainPublish(principal, body.topic)
+        : body.action === "subscribe"
+          ? policy.explainSubscribe(principal, body.topic)
+          : policy.explainRead(principal, body.topic);
+    const r = decision.rule;
+    return c.json(
+      {
+        allowed: decision.allowed,
+        reason: decision.reason,
+        rule: r === null ? null : { id: r.id, username: r.username, clientid: r.clientId, topic: r.topic, action: r.action, allow: r.allow },
+        allow_anonymous: c.env.ALLOW_ANONYMOUS === "true",
+        admin: admin === true,
+      },
+      200,
+    );
   },
 );
 
