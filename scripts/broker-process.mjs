@@ -165,6 +165,8 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  * @property {() => Promise<void>} stop
  * @property {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} exited
  * @property {import("node:child_process").ChildProcess} child
+ * @property {string} [tcpUrl] with `tcpPort`: mqtt://127.0.0.1:<tcpPort>, MQTT over TCP bridged to `url`
+ * @property {string} [tcpWarning] with `tcpPort`: why there is no TCP listener (the port was taken)
  */
 
 /**
@@ -186,13 +188,81 @@ export function devArgs({ port = DEFAULT_PORT, persistTo = DEFAULT_PERSIST_TO, i
  *
  * Refuses at once, with a PortInUseError, when something already listens on `port`.
  *
+ * `tcpPort`: also listen for MQTT over TCP on HOST:tcpPort, bridged to the broker (bridge/,
+ * docs/tcp-bridge.md); `broker.tcpUrl` names it and `stop()` closes it first. Unset or 0: no
+ * listener. A port already taken does not stop the broker: `broker.tcpWarning` says so.
+ *
+ * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
+ *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
+ *           runtime?: Runtime, vars?: Record<string, string>, envFile?: string,
+ *           tls?: boolean | { dir?: string }, tcpPort?: number }} [options]
+ * @returns {Promise<Broker>}
+ */
+export async function startBroker({ tcpPort, ...options } = {}) {
+  const broker = await startRuntime(options);
+  if (!tcpPort) return broker;
+  const tcp = await startLocalTcpListener({
+    brokerUrl: broker.url,
+    port: tcpPort,
+    ...(broker.tls ? { ca: readFileSync(broker.tls.caFile, "utf8") } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+  if ("warning" in tcp) return { ...broker, tcpWarning: tcp.warning };
+  const stopRuntime = broker.stop;
+  /** @type {Promise<void> | undefined} */
+  let stopping;
+  const stop = () => (stopping ??= tcp.bridge.close().then(stopRuntime));
+  return { ...broker, tcpUrl: tcp.bridge.url, stop };
+}
+
+/** `npm start`'s MQTT over TCP port (the standard MQTT port), on loopback only. */
+export const DEFAULT_TCP_PORT = 1883;
+
+/**
+ * Starts the loopback MQTT TCP listener of a local broker (bridge/bridge.mjs) on HOST:port.
+ * A port that is taken (a local Mosquitto on 1883!) is not an error: `warning` is the one line
+ * to print, and the broker runs on without TCP. Each connection's open/close line goes to
+ * `onOutput` (else stdout), prefixed "tcp ".
+ * @param {{ brokerUrl: string, port: number, ca?: string, onOutput?: OnOutput }} options
+ * @returns {Promise<{ bridge: import("../bridge/bridge.mjs").Bridge } | { warning: string }>}
+ */
+export async function startLocalTcpListener({ brokerUrl, port, ca, onOutput }) {
+  const { startBridge } = await import("../bridge/bridge.mjs");
+  const log = (/** @type {string} */ line) => (onOutput ? onOutput(`tcp ${line}\n`) : console.log(`tcp ${line}`));
+  try {
+    return { bridge: await startBridge({ broker: brokerUrl, host: HOST, port, log, ...(ca !== undefined ? { ca } : {}) }) };
+  } catch (err) {
+    const code = /** @type {NodeJS.ErrnoException} */ (err).code;
+    if (code === "EADDRINUSE" || code === "EACCES") {
+      const why = code === "EADDRINUSE" ? "is in use (a local Mosquitto?)" : "cannot be opened (permission denied)";
+      return { warning: `warning: port ${port} ${why}: the MQTT TCP listener is off; --tcp-port N picks another (--no-tcp silences this)` };
+    }
+    throw err;
+  }
+}
+
+/**
+ * The MQTT TCP port `npm start` listens on: `--tcp-port N`, else MQTT_TCP_PORT, else 1883;
+ * 0 (or `--no-tcp`) for none.
+ * @param {string[]} [argv]
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export function tcpPortFromArgs(argv = process.argv.slice(2), env = process.env) {
+  if (argv.includes("--no-tcp")) return 0;
+  const fromArgs = argFromArgs("--tcp-port", argv);
+  if (fromArgs !== undefined) return parsePort(fromArgs);
+  return env.MQTT_TCP_PORT ? parsePort(env.MQTT_TCP_PORT) : DEFAULT_TCP_PORT;
+}
+
+/**
+ * Starts the broker process (either runtime); see startBroker.
  * @param {{ port?: number, persistTo?: string, stdio?: Stdio, onOutput?: OnOutput,
  *           startTimeoutMs?: number, migrate?: boolean, configPath?: string,
  *           runtime?: Runtime, vars?: Record<string, string>, envFile?: string,
  *           tls?: boolean | { dir?: string } }} [options]
  * @returns {Promise<Broker>}
  */
-export async function startBroker({
+async function startRuntime({
   port = DEFAULT_PORT,
   persistTo = DEFAULT_PERSIST_TO,
   stdio = "inherit",

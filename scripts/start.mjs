@@ -10,8 +10,11 @@
 // A port already taken: "port N is in use", exit status 1, nothing started.
 // `--tls` (or TLS=1): wss:// and https:// with a local CA and a server certificate created on
 // first run under <persist-to>/tls (scripts/tls.mjs) and reused; the CA file's path is printed.
+// MQTT over TCP on 127.0.0.1:1883 too, bridged to the WebSocket endpoint (docs/tcp-bridge.md;
+// plain TCP even with --tls: loopback only): `--tcp-port N` (MQTT_TCP_PORT) for another port,
+// `--no-tcp` or `--tcp-port 0` for none. A taken port is a warning; the broker runs on.
 import { relative, resolve } from "node:path";
-import { argFromArgs, assertPortFree, defaultRuntime, HOST, parseRuntime, PortInUseError, portFromArgs, ROOT, startBroker, tlsFromArgs } from "./broker-process.mjs";
+import { argFromArgs, assertPortFree, defaultRuntime, HOST, parseRuntime, PortInUseError, portFromArgs, ROOT, startBroker, tcpPortFromArgs, tlsFromArgs } from "./broker-process.mjs";
 import { DEV_VARS, ensureDevVars } from "./dev-vars.mjs";
 import { tlsUsage } from "./tls.mjs";
 
@@ -23,7 +26,10 @@ const envFile = envFileArg !== undefined ? resolve(envFileArg) : DEV_VARS;
 const tls = tlsFromArgs();
 /** @type {import("./broker-process.mjs").Runtime} */
 let runtime;
+/** MQTT over TCP (0: none). */
+let tcpPort;
 try {
+  tcpPort = tcpPortFromArgs();
   const arg = argFromArgs("--runtime");
   runtime = arg !== undefined ? parseRuntime(arg) : defaultRuntime();
 } catch (err) {
@@ -75,6 +81,7 @@ try {
     // wrangler's own default is .dev.vars next to wrangler.toml: pass the file only when it is another.
     ...(envFile !== resolve(ROOT, ".dev.vars") ? { envFile } : {}),
     tls,
+    tcpPort,
   });
 } catch (err) {
   if (err instanceof PortInUseError) {
@@ -90,6 +97,8 @@ if (stopping) {
 }
 console.log(`\nMQTT broker ready: ${broker.url}  (runtime: ${runtime})`);
 console.log(`HTTP: ${broker.httpUrl} (GET /health)  API reference: ${broker.httpUrl}/api/v1/docs`);
+if (broker.tcpUrl) console.log(`MQTT over TCP: ${broker.tcpUrl} (bridged)`);
+if (broker.tcpWarning) console.warn(broker.tcpWarning);
 if (broker.tls) {
   const made = { created: "created a new local CA and server certificate", renewed: "renewed the server certificate (same CA)", reused: "reusing the local CA and server certificate" }[broker.tls.status];
   console.log(`${made} in ${relative(process.cwd(), broker.tls.dir) || broker.tls.dir}`);

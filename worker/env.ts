@@ -75,6 +75,11 @@ export interface Env {
   ADMISSION_SHARDS?: string;
   AUTH_FAIL_DELAY?: string;
   AUTH_FAIL_DELAY_MAX?: string;
+  /**
+   * Secret: shared with TCP bridges (bridge/, docs/tcp-bridge.md). An upgrade that presents it
+   * may name the TCP client's address, used instead of CF-Connecting-IP. Unset: never trusted.
+   */
+  BRIDGE_SECRET?: string;
 }
 
 /** Hono environment shared by every router of the Worker. */

@@ -7,11 +7,15 @@ import { afterAll, beforeAll } from "vitest";
 import { getFreePort, startBroker, type Broker } from "../../scripts/broker-process.mjs";
 
 export interface TestBroker {
-  /** ws://127.0.0.1:<port>/mqtt */
+  /** ws://127.0.0.1:<port>/mqtt (wss:// with `tls`) */
   url: string;
   httpUrl: string;
   port: number;
   persistTo: string;
+  /** With `tls`: the local CA (PEM file) that verifies the broker's certificate, as `npm start -- --tls` prints it. */
+  caFile?: string;
+  /** With `tcp`: mqtt://127.0.0.1:<port>, MQTT over TCP bridged to `url`, as `npm start` listens on 1883. */
+  tcpUrl?: string;
   /** Everything wrangler printed so far (for failure messages). */
   output(): string;
   stop(): Promise<void>;
@@ -32,6 +36,10 @@ export const TEST_VARS = { ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOW_ANONYMOUS: "true
 /** `vars`: wrangler.toml [vars] to override for this broker, e.g. `{ CONNECT_TIMEOUT: "3" }`. */
 export interface TestBrokerOptions {
   vars?: Record<string, string>;
+  /** Serve wss:// and https:// with a local CA made under the persist dir, as `npm start -- --tls`. */
+  tls?: boolean;
+  /** Also listen for MQTT over TCP on a free loopback port (`tcpUrl`), as `npm start` does on 1883. */
+  tcp?: boolean;
 }
 
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
@@ -44,7 +52,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
   let broker: Broker;
   try {
-    broker = await startBroker({ port, persistTo, onOutput, vars: { ...TEST_VARS, ...options.vars } });
+    broker = await startBroker({ port, persistTo, onOutput, vars: { ...TEST_VARS, ...options.vars }, tls: options.tls ?? false, ...(options.tcp ? { tcpPort: await getFreePort() } : {}) });
   } catch (err) {
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : err}\n--- wrangler output ---\n${log}`);
@@ -54,6 +62,8 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     httpUrl: broker.httpUrl,
     port,
     persistTo,
+    ...(broker.tls ? { caFile: broker.tls.caFile } : {}),
+    ...(broker.tcpUrl !== undefined ? { tcpUrl: broker.tcpUrl } : {}),
     output: () => log,
     async stop() {
       await broker.stop();

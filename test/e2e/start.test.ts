@@ -33,7 +33,7 @@ describe("npm start (scripts/start.mjs)", () => {
     const persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-start-"));
     cleanups.push(() => rm(persistTo, { recursive: true, force: true }));
     const port = await getFreePort();
-    const child = spawn(nodeBinary(), [join(ROOT, "scripts", "start.mjs"), "--port", String(port), "--persist-to", persistTo, "--dev-vars", join(persistTo, "dev.vars")], {
+    const child = spawn(nodeBinary(), [join(ROOT, "scripts", "start.mjs"), "--port", String(port), "--persist-to", persistTo, "--dev-vars", join(persistTo, "dev.vars"), "--no-tcp"], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -89,7 +89,7 @@ describe("npm start (scripts/start.mjs)", () => {
     const persistTo = await mkdtemp(join(tmpdir(), "edge-mqtt-start-"));
     cleanups.push(() => rm(persistTo, { recursive: true, force: true }));
 
-    const run = runStart(["--port", String(port), "--persist-to", persistTo, "--dev-vars", join(persistTo, "dev.vars")]);
+    const run = runStart(["--port", String(port), "--persist-to", persistTo, "--dev-vars", join(persistTo, "dev.vars"), "--no-tcp"]);
     const result = await Promise.race([
       run.exited,
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running:\n${run.out}`)), 30_000)),
@@ -106,7 +106,7 @@ describe("npm start (scripts/start.mjs)", () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const envFile = join(dir, "dev.vars");
     const port = await getFreePort();
-    const run = runStart(["--port", String(port), "--persist-to", join(dir, "state"), "--dev-vars", envFile]);
+    const run = runStart(["--port", String(port), "--persist-to", join(dir, "state"), "--dev-vars", envFile, "--no-tcp"]);
     await waitFor(() => run.out.includes("MQTT broker ready") || run.child.exitCode !== null, 90_000, () => `ready in:\n${run.out}`);
     expect(run.out).toContain("MQTT broker ready");
     expect(run.out).toMatch(/created .*dev\.vars with a random ADMIN_TOKEN/);

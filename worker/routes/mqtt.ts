@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { countInWorker } from "../../durable-objects/metrics";
+import { sameSecret } from "../auth";
 import type { AppEnv, Env } from "../env";
 import { ProblemException, refuse } from "../problem";
 import { ADMISSION_HEADER, addressLimited, admit, releaseAdmission, type Admission } from "../security/admission";
@@ -47,16 +48,16 @@ export const CONNECT_RATE_RETRY_AFTER = 10;
 export async function upgradeToMqtt(env: Env, request: Request, ctx: WaitUntil, clientIdHint = ""): Promise<Response> {
   requireWebSocketUpgrade(request);
   requireMqttSubprotocol(request);
-  // Set by Cloudflare's edge (and locally by Miniflare); absent only on internal requests
-  // (tests through SELF). Per-address limits skip those and LIMITS_EXEMPT_ADDRESSES.
-  const address = request.headers.get("CF-Connecting-IP") ?? "";
+  // CF-Connecting-IP, or the device's address a trusted TCP bridge forwarded (docs/tcp-bridge.md).
+  // Per-address limits skip "" (internal requests) and LIMITS_EXEMPT_ADDRESSES.
+  const address = await clientAddress(env, request);
   try {
     if (addressLimited(env, address) && !(await withinRate(env, address))) {
       refuse(429, "connection-rate-limited", `Too many connection attempts from ${address}: try again later.`, { retryAfter: CONNECT_RATE_RETRY_AFTER }, retryAfter(CONNECT_RATE_RETRY_AFTER));
     }
     const admission = await admit(env, address);
     if (admission && "refused" in admission) refuseAdmission(address, admission);
-    return await forwardUpgrade(env, request, clientIdHint, admission?.token);
+    return await forwardUpgrade(env, request, clientIdHint, admission?.token, address);
   } catch (err) {
     if (err instanceof ProblemException && (err.problem.status === 429 || err.problem.status === 503)) countInWorker(env, ctx, "upgradesRefused");
     throw err;
@@ -91,10 +92,10 @@ function retryAfter(seconds: number): HeadersInit {
  * after removing any such header the client sent (only the Worker sets them). The slot is
  * freed here if the object does not take the socket; once it does, the object frees it.
  */
-async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, token: string | undefined): Promise<Response> {
+async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, token: string | undefined, address: string): Promise<Response> {
   let response: Response;
   try {
-    response = await routeUpgrade(env, clientIdHint).fetch(new Request(request, { headers: upgradeHeaders(env, request, token) }));
+    response = await routeUpgrade(env, clientIdHint).fetch(new Request(request, { headers: upgradeHeaders(env, request, token, address) }));
   } catch (err) {
     if (token !== undefined) releaseAdmission(env, token);
     throw err;
@@ -134,15 +135,46 @@ function requireMqttSubprotocol(request: Request): void {
   });
 }
 
+/** Header: the TCP bridge's shared secret (BRIDGE_SECRET), sent on its upgrades (bridge/). */
+export const BRIDGE_SECRET_HEADER = "X-Edge-Mqtt-Bridge-Secret";
+
+/** Header: the address of the TCP client a bridge carries, trusted only with BRIDGE_SECRET_HEADER. */
+export const BRIDGE_ADDRESS_HEADER = "X-Edge-Mqtt-Forwarded-For";
+
+/** An IPv4 or IPv6 address as text (what a bridge may forward); anything else is ignored. */
+const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
+
 /**
- * The headers an upgrade reaches its object with: the client's, less any ADMISSION_HEADER or
- * CERT_USER_HEADER it sent, plus the admission token and the user name CLIENT_CERT_USERS maps
- * the verified client certificate (request.cf.tlsClientAuth) to, when there are.
+ * The client's address for the per-address limits and the device's presence: the address a
+ * TCP bridge forwarded, when the upgrade carries BRIDGE_SECRET (compared in constant time) and
+ * a well-formed address; otherwise CF-Connecting-IP (set by Cloudflare's edge, and locally by
+ * Miniflare; absent only on internal requests, e.g. tests through SELF), or "".
+ * Behind a bridge every device would otherwise share the bridge's one address, its rate of
+ * connections and its failure penalties.
  */
-export function upgradeHeaders(env: Env, request: Request, token: string | undefined): Headers {
+export async function clientAddress(env: Pick<Env, "BRIDGE_SECRET">, request: Request): Promise<string> {
+  const edge = request.headers.get("CF-Connecting-IP") ?? "";
+  const forwarded = request.headers.get(BRIDGE_ADDRESS_HEADER)?.trim();
+  const presented = request.headers.get(BRIDGE_SECRET_HEADER);
+  if (!forwarded || presented === null || !env.BRIDGE_SECRET) return edge;
+  if (forwarded.length > 45 || !IP_ADDRESS.test(forwarded)) return edge;
+  return (await sameSecret(presented, env.BRIDGE_SECRET)) ? forwarded.toLowerCase() : edge;
+}
+
+/**
+ * The headers an upgrade reaches its object with: the client's, less any ADMISSION_HEADER,
+ * CERT_USER_HEADER or bridge header it sent, plus the admission token and the user name
+ * CLIENT_CERT_USERS maps the verified client certificate (request.cf.tlsClientAuth) to, when
+ * there are. CF-Connecting-IP becomes `address` (clientAddress), which the objects record as
+ * the device's remote address and charge authentication failures to.
+ */
+export function upgradeHeaders(env: Env, request: Request, token: string | undefined, address?: string): Headers {
   const headers = new Headers(request.headers);
   headers.delete(ADMISSION_HEADER);
   headers.delete(CERT_USER_HEADER);
+  headers.delete(BRIDGE_SECRET_HEADER);
+  headers.delete(BRIDGE_ADDRESS_HEADER);
+  if (address !== undefined && address !== "") headers.set("CF-Connecting-IP", address);
   if (token !== undefined) headers.set(ADMISSION_HEADER, token);
   const user = certificateUser(request.cf as CertificateCf | undefined, env);
   if (user !== undefined) headers.set(CERT_USER_HEADER, user);
