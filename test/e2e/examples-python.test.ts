@@ -2,32 +2,21 @@
 // /usr/bin/python3 with Debian's paho-mqtt 1.6) against a broker started as
 // `npm start -- --tls` starts it, with the production stance: no anonymous clients, nothing
 // allowed without an ACL rule, HS256 tokens accepted as passwords.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_AUTH, TEST_ADMIN_TOKEN, useBroker } from "./broker";
+import { pahoAvailable, PYTHON } from "./python";
 import { closeAll, connect } from "./clients";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/python/", import.meta.url));
-const PYTHON = "/usr/bin/python3";
 const JWT_SECRET = "examples-python-jwt-secret-0123456789abcdef";
 const PASSWORD = "correct horse battery staple";
 const MONITOR_USER = "monitor";
 
-function pahoInstalled(): boolean {
-  try {
-    execFileSync(PYTHON, ["-c", "import paho.mqtt.client"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-// CI installs python3-paho-mqtt (.ci/run), so there the examples always run; elsewhere the file says why it skips.
-const available = pahoInstalled();
-if (!available && process.env.CI) throw new Error("python3-paho-mqtt is not installed (apt-get install python3-paho-mqtt)");
 
 const broker = useBroker({ tls: true, vars: { ALLOW_ANONYMOUS: "false", JWT_SECRET } });
 
@@ -168,7 +157,7 @@ async function deviceUser(id: string): Promise<void> {
   await apiOk("POST", "/api/v1/credentials", { username: id, password: PASSWORD });
 }
 
-describe.skipIf(!available)("examples/python against `npm start -- --tls`", () => {
+describe.skipIf(!pahoAvailable)("examples/python against `npm start -- --tls`", () => {
   beforeAll(async () => {
     // The README's rules: each device writes its own subtree, the monitor reads everyone's.
     await apiOk("POST", "/api/v1/acl", { topic: "devices/%c/#", action: "all", allow: true });

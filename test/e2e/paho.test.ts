@@ -1,27 +1,15 @@
 // Python's paho-mqtt (Debian's python3-paho-mqtt, transport="websockets") against the broker.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { useBroker } from "./broker";
+import { pahoAvailable, PYTHON } from "./python";
 
 const SCRIPT = fileURLToPath(new URL("./paho/paho_check.py", import.meta.url));
-const PYTHON = "/usr/bin/python3";
 
-function pahoInstalled(): boolean {
-  try {
-    execFileSync(PYTHON, ["-c", "import paho.mqtt.client"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// CI installs python3-paho-mqtt (.ci/run), so there the test always runs; elsewhere it says why it is skipped.
-const available = pahoInstalled();
-if (!available && process.env.CI) throw new Error("python3-paho-mqtt is not installed (apt-get install python3-paho-mqtt)");
 const broker = useBroker();
 
-describe.skipIf(!available)("paho-mqtt over WebSocket", () => {
+describe.skipIf(!pahoAvailable)("paho-mqtt over WebSocket", () => {
   it.each([4, 5])("MQTT %i: connect, retained, QoS 0/1/2, Will", async (version) => {
     const { port } = broker();
     const stdout = await new Promise<string>((resolve, reject) => {

@@ -3,7 +3,7 @@
 // the printed CA path), with ALLOW_ANONYMOUS=false in its secrets file: Python's paho over
 // wss with tls_set(ca_certs=...) and MQTT.js with `ca` carry a round trip with a user name and
 // password; clients without the CA fail verification (it is really TLS, and verified).
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -13,22 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getFreePort, nodeBinary, ROOT } from "../../scripts/broker-process.mjs";
 import { ensureTlsFiles } from "../../scripts/tls.mjs";
 import { ADMIN_AUTH, TEST_ADMIN_TOKEN } from "./broker";
+import { pahoAvailable, PYTHON } from "./python";
 import { closeAll, connect, topicBase, uid } from "./clients";
 
 const SCRIPT = fileURLToPath(new URL("./paho/paho_tls_check.py", import.meta.url));
-const PYTHON = "/usr/bin/python3";
 
-function pahoInstalled(): boolean {
-  try {
-    execFileSync(PYTHON, ["-c", "import paho.mqtt.client"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-// CI installs python3-paho-mqtt (.ci/run); elsewhere the paho part says why it is skipped.
-const pahoAvailable = pahoInstalled();
-if (!pahoAvailable && process.env.CI) throw new Error("python3-paho-mqtt is not installed (apt-get install python3-paho-mqtt)");
 
 const USERNAME = `tls-user-${process.pid}`;
 const PASSWORD = "correct horse battery staple";
