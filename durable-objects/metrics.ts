@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../worker/env";
 import type { SqlExec } from "./storage/sql-session-store";
-import { GaugeTable, RateRing, ratesOf, retainedAlertStep } from "../core/metrics";
+import { GaugeTable, RateRing, ratesOf, ReportPacer, retainedAlertStep } from "../core/metrics";
 import type { GaugeEntry, RateRingState, RateWindow, RetainedAlert, SysStats } from "../core/metrics";
 import { createDb } from "../db";
 import { countOnline, countSessions } from "../db/counts";
@@ -119,9 +119,20 @@ const DROP_CLIENTS_KEPT = 1000;
 /** How often an object reports to the metrics object while it is busy (one RPC per period). */
 const FLUSH_MS = 1_000;
 
+/** Reports an object may send in a row after a quiet spell (ReportPacer). */
+const REPORT_BURST = 2;
+
 /**
- * Counts one object's work and reports it to the MetricsDO at most once per second, so the
- * reporting adds about one request per busy object per second, whatever the message rate.
+ * How long a report waits for the rest of the event that counted (its steps between awaits:
+ * an RPC's round trip). Holding an object this long instead of FLUSH_MS is what ReportPacer is for.
+ */
+const REPORT_SETTLE_MS = 25;
+
+/**
+ * Counts one object's work and reports it to the MetricsDO: a busy object about once per
+ * second, so the reporting adds about one request per busy object per second whatever the
+ * message rate; an object woken now and then at the end of the turn that counted, without a
+ * timer that would keep it from hibernating (ReportPacer).
  */
 export class Meter {
   readonly #env: Env;
@@ -130,6 +141,8 @@ export class Meter {
   #counters = zeroCounters();
   #drops: Record<string, ClientDrops> = {};
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When reports go: at once for an object woken now and then, about once a second when busy. */
+  readonly #pacer = new ReportPacer(FLUSH_MS, REPORT_BURST, REPORT_SETTLE_MS);
   #stub: DurableObjectStub<MetricsDO> | undefined;
   readonly #id: string;
   /** Latest value of each gauge, by name and label; every report carries them all (a few numbers). */
@@ -179,11 +192,14 @@ export class Meter {
   }
 
   #touch(): void {
-    this.#timer ??= setTimeout(() => this.#flush(), FLUSH_MS);
+    // After a quiet spell the timer waits REPORT_SETTLE_MS, not FLUSH_MS: a pending timer keeps
+    // the object from hibernating, and its duration is billed meanwhile (ReportPacer says why).
+    this.#timer ??= setTimeout(() => this.#flush(), this.#pacer.delay(Date.now()));
   }
 
   #flush(): void {
     this.#timer = undefined;
+    this.#pacer.reported(Date.now());
     const counters = this.#counters;
     const drops = this.#drops;
     this.#counters = zeroCounters();

@@ -6,3 +6,4 @@ export * from "./prometheus";
 export * from "./rates";
 export * from "./sys";
 export * from "./version";
+export * from "./pacer";
