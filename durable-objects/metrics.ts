@@ -144,6 +144,14 @@ export class Meter {
   /** When reports go: at once for an object woken now and then, about once a second when busy. */
   readonly #pacer = new ReportPacer(FLUSH_MS, REPORT_BURST, REPORT_SETTLE_MS);
   #stub: DurableObjectStub<MetricsDO> | undefined;
+  /**
+   * One report in flight at a time, so reports arrive in the order they were made: a gauge is
+   * "last value wins" at the MetricsDO, and an older report overtaking a newer one would bring
+   * back a value already replaced (a retained alert raised again after it cleared).
+   */
+  #sending = false;
+  /** Something was counted or gauged since the last report was made. */
+  #dirty = false;
   readonly #id: string;
   /** Latest value of each gauge, by name and label; every report carries them all (a few numbers). */
   readonly #gauges = new Map<string, GaugeValue>();
@@ -194,11 +202,14 @@ export class Meter {
   #touch(): void {
     // After a quiet spell the timer waits REPORT_SETTLE_MS, not FLUSH_MS: a pending timer keeps
     // the object from hibernating, and its duration is billed meanwhile (ReportPacer says why).
+    this.#dirty = true;
     this.#timer ??= setTimeout(() => this.#flush(), this.#pacer.delay(Date.now()));
   }
 
   #flush(): void {
     this.#timer = undefined;
+    if (this.#sending) return; // sent again, with what was counted meanwhile, once the report in flight is done
+    this.#dirty = false;
     this.#pacer.reported(Date.now());
     const counters = this.#counters;
     const drops = this.#drops;
@@ -206,7 +217,14 @@ export class Meter {
     this.#drops = {};
     this.#stub ??= this.#env.METRICS.get(this.#env.METRICS.idFromName("metrics"));
     const gauges: GaugeReport | undefined = this.#gauges.size > 0 ? { id: this.#id, gauges: [...this.#gauges.values()] } : undefined;
-    this.#stub.add(this.#kind, counters, drops, gauges).catch((e: unknown) => console.error("metrics report failed", e));
+    this.#sending = true;
+    this.#stub
+      .add(this.#kind, counters, drops, gauges)
+      .catch((e: unknown) => console.error("metrics report failed", e))
+      .finally(() => {
+        this.#sending = false;
+        if (this.#dirty) this.#touch();
+      });
   }
 }
 
