@@ -2,7 +2,7 @@
 // client or MQTT.js) in named groups and answers the parent's commands over IPC:
 //   connect  open `count` clients (optionally subscribed) in a group
 //   publish  run a group's publishers for a bounded time and count (flood, window or rate)
-//   stats    deliveries (count, first/last time, latencies) of a group
+//   stats    deliveries (count, first/last time, latencies and their arrival times) of a group
 //   stopConnecting  end a group's `connect` early (it returns what it has opened so far)
 //   close    close a group's clients (or only `count` of them); cpu: this process's CPU; exit
 // Every loop is bounded in time and count. Times shared with the parent are epoch ms
@@ -114,6 +114,8 @@ class MqttJsClient {
  * @property {number} firstAt
  * @property {number} lastAt
  * @property {number[] | null} latencies
+ * @property {number[] | null} latencyAt arrival time (epoch ms) of each latency sample: the parent
+ *   cuts the run into windows by send time (arrival minus latency)
  * @property {number} lostConnections
  * @property {string[]} closeReasons
  * @property {boolean} [stop] set by stopConnecting: open no more clients
@@ -138,7 +140,7 @@ function group(name) {
  */
 async function connect(a) {
   /** @type {Group} */
-  const g = { kind: a.kind, clients: [], delivered: 0, firstAt: 0, lastAt: 0, latencies: a.recordLatency ? [] : null, lostConnections: 0, closeReasons: [] };
+  const g = { kind: a.kind, clients: [], delivered: 0, firstAt: 0, lastAt: 0, latencies: a.recordLatency ? [] : null, latencyAt: a.recordLatency ? [] : null, lostConnections: 0, closeReasons: [] };
   groups.set(a.group, g);
   const onPublish = (/** @type {any} */ p) => {
     const t = now();
@@ -148,6 +150,7 @@ async function connect(a) {
     if (g.latencies && g.latencies.length < MAX_LATENCY_SAMPLES && p.payload.length >= 8) {
       const view = new DataView(p.payload.buffer, p.payload.byteOffset, 8);
       g.latencies.push(Number(process.hrtime.bigint() - view.getBigUint64(0)) / 1e6);
+      g.latencyAt?.push(t);
     }
   };
   const onClose = (/** @type {any} */ c) => {
@@ -332,7 +335,7 @@ function stats(a) {
     clients: g.clients.length,
     lostConnections: g.lostConnections,
     closeReasons: g.closeReasons,
-    ...(a.latencies && g.latencies ? { latencies: g.latencies } : {}),
+    ...(a.latencies && g.latencies ? { latencies: g.latencies, latencyAt: g.latencyAt } : {}),
   };
 }
 

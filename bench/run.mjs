@@ -8,7 +8,17 @@
 //   npm run bench -- --quick           small N, short durations (< 2 min)
 //   npm run bench -- --url ws://127.0.0.1:9001 [--pid PID] [--relay-url ws://...]
 //                                      any other broker: nothing is started; its CPU and RSS
-//                                      only with --pid
+//                                      only with --pid. ws://, wss://, or mqtt:// (plain TCP:
+//                                      the lean client and MQTT.js both speak it)
+//   --mosquitto        also run every scenario on Mosquitto (bench/mosquitto/start.mjs starts
+//                      Debian's /usr/sbin/mosquitto on a free port, plain TCP), right after the
+//                      broker's (and relay's) run of it, in the same session; its rows show n/a
+//                      for what only the broker has (object calls, rows, $)
+//   --mosquitto-conf "line;line"   Mosquitto configuration lines added to bench/mosquitto/mosquitto.conf
+//                      (e.g. "max_queued_messages 0;max_queued_bytes 0": no queue bound)
+//   --latency-windows N, --latency-window-s S
+//                      the latency scenarios record N consecutive windows of S seconds and
+//                      report p99 per window, worst and median (full: 4 of 15 s; quick: 1 of 3 s)
 //   --runtime NAME     passed to startBroker as `runtime` (recorded in the JSON)
 //   --only a,b         only scenarios whose name starts with one of these
 //   --connections N    how many idle connections to try (default 10,000; --quick 500)
@@ -29,9 +39,10 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as brokerProcess from "../scripts/broker-process.mjs";
 import { argFromArgs, getFreePort, NO_NETWORK_ENV, ROOT, startBroker } from "../scripts/broker-process.mjs";
-import { cpuDelta, fdKinds, openFileLimit, treeCpu, treePids, treeRss } from "./lib/proc.mjs";
+import { cpuDelta, fdKinds, openFileLimit, schedstat, treeCpu, treePids, treeRss } from "./lib/proc.mjs";
 import { packageVersion, workerdVersion } from "./lib/versions.mjs";
 import { bundleCodec, startWorker } from "./lib/workers.mjs";
+import { mosquittoVersion, startMosquitto } from "./mosquitto/start.mjs";
 /** @typedef {import("./lib/workers.mjs").Worker} Worker */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -49,12 +60,18 @@ const targetPid = argFromArgs("--pid", args);
 const runtime = argFromArgs("--runtime", args);
 const only = (argFromArgs("--only", args) ?? "").split(",").filter(Boolean);
 const out = argFromArgs("--out", args) ?? join(HERE, "results", "latest.json");
+const withMosquitto = args.includes("--mosquitto");
+const mosquittoExtra = (argFromArgs("--mosquitto-conf", args) ?? "").split(";").map((l) => l.trim()).filter(Boolean);
 
 const P = quick
-  ? { fanInN: 10, fanOutN: 10, durationMs: 3_000, latencyMs: 3_000, connections: 500, maxPerClient: 30_000, drainMaxMs: 8_000 }
-  : { fanInN: 50, fanOutN: 100, durationMs: 10_000, latencyMs: 15_000, connections: 10_000, maxPerClient: 200_000, drainMaxMs: 20_000 };
+  ? { fanInN: 10, fanOutN: 10, durationMs: 3_000, latencyWindowMs: 3_000, latencyWindows: 1, connections: 500, maxPerClient: 30_000, drainMaxMs: 8_000 }
+  : { fanInN: 50, fanOutN: 100, durationMs: 10_000, latencyWindowMs: 15_000, latencyWindows: 4, connections: 10_000, maxPerClient: 200_000, drainMaxMs: 20_000 };
 const connectionsArg = argFromArgs("--connections", args);
 if (connectionsArg !== undefined) P.connections = Math.max(1, Math.min(20_000, Number(connectionsArg) || P.connections));
+const latencyWindowArg = argFromArgs("--latency-window-s", args);
+if (latencyWindowArg !== undefined) P.latencyWindowMs = Math.max(1, Math.min(600, Number(latencyWindowArg) || 15)) * 1000;
+const latencyWindowsArg = argFromArgs("--latency-windows", args);
+if (latencyWindowsArg !== undefined) P.latencyWindows = Math.max(1, Math.min(40, Math.floor(Number(latencyWindowsArg)) || 1));
 const HOLD_MS = Math.max(0, Number(argFromArgs("--hold-ms", args) ?? 2_000) || 0);
 /**
  * Descriptors kept free in the broker's process (an eighth of its open-file limit, at least
@@ -66,12 +83,14 @@ const HOLD_MS = Math.max(0, Number(argFromArgs("--hold-ms", args) ?? 2_000) || 0
  */
 const fdHeadroom = (/** @type {number} */ limit) => Math.max(1_000, Math.round(limit / 8));
 const LATENCY_RATE = 1_000;
+const LATENCY_WINDOW_MS = P.latencyWindowMs;
+const LATENCY_WINDOWS = P.latencyWindows;
 const LATENCY_WARMUP_MS = 1_000;
 /** Broker/relay pairs run for each scenario with a relay reference (the median ratio is kept). */
 const RATIO_ROUNDS = quick ? 1 : 3;
 const PAYLOAD = 64;
 
-/** @typedef {{ name: "broker" | "relay", url: string, httpUrl?: string, pid?: number, fast: boolean, metrics: boolean, local?: boolean }} Target */
+/** @typedef {{ name: "broker" | "relay" | "mosquitto", url: string, httpUrl?: string, pid?: number, fast: boolean, metrics: boolean, local?: boolean }} Target */
 
 // ---------------------------------------------------------------- client processes
 
@@ -301,8 +320,28 @@ async function fanOut(t, W, { kind, qos, n, tag }) {
 }
 
 /**
+ * Percentiles of a list of latencies (ms).
+ * @param {number[]} values
+ */
+function latencyFigures(values) {
+  const lat = [...values].sort((a, b) => a - b);
+  const pct = (/** @type {number} */ p) => (lat.length ? round(lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] ?? NaN, 2) : null);
+  return {
+    p50Ms: pct(50),
+    p90Ms: pct(90),
+    p99Ms: pct(99),
+    maxMs: lat.length ? round(lat[lat.length - 1] ?? NaN, 2) : null,
+    meanMs: lat.length ? round(lat.reduce((a, b) => a + b, 0) / lat.length, 2) : null,
+  };
+}
+
+/**
  * Fixed total rate, 10 publishers and one subscriber in the SAME process (one clock); the
- * payload carries the send time (hrtime).
+ * payload carries the send time (hrtime). The recorded run is LATENCY_WINDOWS consecutive
+ * windows of LATENCY_WINDOW_MS (full run: 4 of 15 s, the issue's "p99 over 15 s windows");
+ * each message counts in the window it was SENT in, and each window has its own
+ * percentiles. `p99WorstWindowMs` is what a 15 s target is checked against; p50Ms, p99Ms
+ * etc. are over the whole run.
  * @param {Target} t @param {Worker[]} W @param {{ qos: 0 | 1, tag: string }} o
  */
 async function latency(t, W, { qos, tag }) {
@@ -321,34 +360,52 @@ async function latency(t, W, { qos, tag }) {
   const s0 = await A.call("stats", { group: "latsub" });
   const cpu0 = cpuSnapshot(t);
   const c0 = await clientCpu(W);
+  // How long the broker's threads and the client process were runnable but waiting for a core:
+  // on a shared machine, what tells a quiet run from a loaded one.
+  const brokerPids = t.pid ? (t.local ? treePids(t.pid, "workerd") : [t.pid]) : [];
+  const clientPids = A.child.pid ? [A.child.pid] : [];
+  const sched0 = { broker: schedstat(brokerPids), client: schedstat(clientPids) };
   const startAt = now() + 100;
-  const r = await A.call("publish", { ...rateArgs, durationMs: P.latencyMs, maxMessages: Math.ceil((LATENCY_RATE * P.latencyMs) / 1000 / publishers) + 1, startAt });
+  const durationMs = LATENCY_WINDOWS * LATENCY_WINDOW_MS;
+  const r = await A.call("publish", { ...rateArgs, durationMs, maxMessages: Math.ceil((LATENCY_RATE * durationMs) / 1000 / publishers) + 1, startAt });
   await drain([{ w: A, group: "latsub" }], s0.delivered + r.published, 5_000, 1_000);
   const all = await A.call("stats", { group: "latsub", latencies: true });
-  const s = { delivered: all.delivered - s0.delivered, latencies: all.latencies.slice(s0.delivered) };
+  /** @type {number[]} */
+  const latencies = all.latencies.slice(s0.delivered);
+  /** @type {number[]} */
+  const arrivals = all.latencyAt.slice(s0.delivered);
+  const delivered = all.delivered - s0.delivered;
+  const sched1 = { broker: schedstat(brokerPids), client: schedstat(clientPids) };
   const windowMs = now() - startAt;
   const c1 = await clientCpu(W);
   await Promise.all([A.call("close", { group: "latpub" }), A.call("close", { group: "latsub" })]);
-  /** @type {number[]} */
-  const lat = [...s.latencies].sort((/** @type {number} */ a, /** @type {number} */ b) => a - b);
-  const pct = (/** @type {number} */ p) => (lat.length ? round(lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] ?? NaN, 2) : null);
+  /** @type {number[][]} */
+  const byWindow = Array.from({ length: LATENCY_WINDOWS }, () => []);
+  latencies.forEach((l, i) => {
+    const k = Math.floor(((arrivals[i] ?? 0) - l - r.startAt) / LATENCY_WINDOW_MS);
+    byWindow[Math.max(0, Math.min(LATENCY_WINDOWS - 1, k))]?.push(l);
+  });
+  const windows = byWindow.map((w) => ({ messages: w.length, ...latencyFigures(w) }));
+  const p99s = windows.map((w) => w.p99Ms).filter((x) => x !== null).sort((a, b) => a - b);
   return {
     client: "lean",
     route,
     qos,
     publishers,
     ratePerSec: LATENCY_RATE,
-    durationMs: P.latencyMs,
+    durationMs,
+    latencyWindowMs: LATENCY_WINDOW_MS,
     published: r.published,
-    delivered: s.delivered,
-    loss: r.published - s.delivered,
+    delivered,
+    loss: r.published - delivered,
     achievedRatePerSec: Math.round(r.published / ((r.endAt - r.startAt) / 1000)),
-    p50Ms: pct(50),
-    p90Ms: pct(90),
-    p99Ms: pct(99),
-    maxMs: lat.length ? round(lat[lat.length - 1] ?? NaN, 2) : null,
-    meanMs: lat.length ? round(lat.reduce((a, b) => a + b, 0) / lat.length, 2) : null,
-    ...cpuFigures(t, cpu0, c0, c1, windowMs, s.delivered, { A: "publishers+subscriber" }),
+    ...latencyFigures(latencies),
+    p99WorstWindowMs: p99s.length ? p99s[p99s.length - 1] : null,
+    p99MedianWindowMs: p99s.length ? round(((p99s[Math.floor((p99s.length - 1) / 2)] ?? 0) + (p99s[Math.ceil((p99s.length - 1) / 2)] ?? 0)) / 2, 2) : null,
+    windows,
+    brokerWaitingForCpuMs: brokerPids.length ? round(sched1.broker.waitMs - sched0.broker.waitMs, 0) : null,
+    clientWaitingForCpuMs: clientPids.length ? round(sched1.client.waitMs - sched0.client.waitMs, 0) : null,
+    ...cpuFigures(t, cpu0, c0, c1, windowMs, delivered, { A: "publishers+subscriber" }),
   };
 }
 
@@ -603,62 +660,128 @@ function table(rows) {
 function printTables(scenarios) {
   const f = (/** @type {any} */ x, /** @type {string} */ suffix = "") => (x === null || x === undefined ? "-" : `${typeof x === "number" ? x.toLocaleString("en-US") : x}${suffix}`);
   const cl = (/** @type {any} */ s) => (s?.clientCpu ? s.clientCpu.filter((/** @type {any} */ c) => c.role !== "idle").map((/** @type {any} */ c) => `${c.process}:${Math.round(c.cpuPct)}`).join(" ") : "-");
+  /** Cost figures: "n/a" for a target without the broker's /metrics (Mosquitto, any --url). */
+  const cost = (/** @type {any} */ b, /** @type {string} */ k) => (b.cost === null ? "n/a" : f(b.cost?.[k]));
+  /** The broker's row, then Mosquitto's (when it ran) under it. @param {any} s */
+  const rowsOf = (/** @type {string} */ name, s) => [
+    { label: name, b: s.broker, relay: s.relay, ratio: s.ratio },
+    ...(s.mosquitto ? [{ label: `${name} · mosquitto`, b: s.mosquitto, relay: undefined, ratio: undefined }] : []),
+  ];
   const thr = [["scenario", "broker msg/s", "relay msg/s", "ratio", "loss", "broker CPU %", "µs/msg", "relay µs/msg", "client CPU % (proc:%)", "DO calls/msg", "rows/msg", "$/M msg", "AWS $/M"]];
   for (const [name, s] of Object.entries(scenarios)) {
-    const b = s.broker;
-    if (b?.deliveredPerSec === undefined) continue;
-    thr.push([
-      name,
-      f(b.deliveredPerSec),
-      f(s.relay?.deliveredPerSec),
-      f(s.ratio?.deliveredPerSec),
-      `${f(b.loss)} (${f(b.lossPct)}%)`,
-      f(b.brokerCpuPct),
-      f(b.brokerCpuUsPerMsg),
-      f(s.relay?.brokerCpuUsPerMsg),
-      cl(b),
-      f(b.cost?.doCallsPerMsg),
-      f(b.cost?.rowsWrittenPerMsg),
-      f(b.cost?.usdPerMillion),
-      f(b.cost?.awsIotUsdPerMillion),
-    ]);
+    if (s.broker?.deliveredPerSec === undefined && s.mosquitto?.deliveredPerSec === undefined) continue;
+    for (const { label, b, relay, ratio } of rowsOf(name, s)) {
+      if (b?.deliveredPerSec === undefined) continue;
+      thr.push([
+        label,
+        f(b.deliveredPerSec),
+        f(relay?.deliveredPerSec),
+        f(ratio?.deliveredPerSec),
+        `${f(b.loss)} (${f(b.lossPct)}%)`,
+        f(b.brokerCpuPct),
+        f(b.brokerCpuUsPerMsg),
+        f(relay?.brokerCpuUsPerMsg),
+        cl(b),
+        cost(b, "doCallsPerMsg"),
+        cost(b, "rowsWrittenPerMsg"),
+        cost(b, "usdPerMillion"),
+        f(b.cost?.awsIotUsdPerMillion),
+      ]);
+    }
   }
-  console.log(table(thr));
-  const lat = [["scenario", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "loss", "relay p50", "relay p99", "broker CPU %"]];
+  if (thr.length > 1) console.log(table(thr));
+  const lat = [["scenario", "rate/s", "windows", "p50 ms", "p90 ms", "p99 ms", "p99 worst window", "p99 median window", "max ms", "loss", "relay p50", "relay p99", "broker CPU %", "waiting for a core ms (broker/client)"]];
   for (const [name, s] of Object.entries(scenarios)) {
-    const b = s.broker;
-    if (b?.p99Ms === undefined) continue;
-    lat.push([name, f(b.achievedRatePerSec), f(b.p50Ms), f(b.p90Ms), f(b.p99Ms), f(b.maxMs), f(b.loss), f(s.relay?.p50Ms), f(s.relay?.p99Ms), f(b.brokerCpuPct)]);
+    for (const { label, b, relay } of rowsOf(name, s)) {
+      if (b?.p99Ms === undefined) continue;
+      const windows = b.windows ? `${b.windows.length} × ${f(round((b.latencyWindowMs ?? 0) / 1000, 1))} s` : "1";
+      lat.push([label, f(b.achievedRatePerSec), windows, f(b.p50Ms), f(b.p90Ms), f(b.p99Ms), f(b.p99WorstWindowMs), f(b.p99MedianWindowMs), f(b.maxMs), f(b.loss), f(relay?.p50Ms), f(relay?.p99Ms), f(b.brokerCpuPct), `${f(b.brokerWaitingForCpuMs)}/${f(b.clientWaitingForCpuMs)}`]);
+    }
   }
-  if (lat.length > 1) console.log(`\n${table(lat)}`);
+  if (lat.length > 1) {
+    console.log(`\n${table(lat)}`);
+    for (const [name, s] of Object.entries(scenarios)) {
+      for (const { label, b } of [...rowsOf(name, s), ...(s.relay?.windows ? [{ label: `${name} · relay`, b: s.relay }] : [])]) {
+        if (b?.windows?.length > 1) console.log(`${label}: p99 per window ${b.windows.map((/** @type {any} */ w) => f(w.p99Ms)).join(", ")} ms`);
+      }
+    }
+  }
   const con = [["scenario", "connected", "connect s", "conn/s", "RSS MiB before→after", "KiB/conn", "open after hold", "fds/conn (sockets+SQLite)", "peak fds/limit", "broker CPU µs/conn"]];
   for (const [name, s] of Object.entries(scenarios)) {
-    const b = s.broker;
-    if (b?.attempted === undefined) continue;
-    const pc = b.fdsPerConnectionAfterHold;
-    const sq = pc ? round(pc.sqlite + pc.sqliteWal + pc.sqliteShm, 2) : null;
-    con.push([
-      name,
-      `${f(b.connected)}/${f(b.attempted)}`,
-      f(round(b.connectMs / 1000, 2)),
-      f(b.connectsPerSec),
-      `${f(b.rssBeforeMiB)}→${f(b.rssAfterMiB)}`,
-      f(b.rssPerConnectionKiB),
-      `${f(b.stillOpenAfterHold)} (${f(round(b.holdMs / 1000, 1))} s)`,
-      pc ? `${f(pc.total)} (${f(pc.sockets)}+${f(sq)})` : "-",
-      b.fdsPeak ? `${f(b.fdsPeak.total)}/${f(b.openFileLimit)}` : "-",
-      f(b.brokerCpuUsPerConnection),
-    ]);
+    for (const { label, b } of rowsOf(name, s)) {
+      if (b?.attempted === undefined) continue;
+      const pc = b.fdsPerConnectionAfterHold;
+      const sq = pc ? round(pc.sqlite + pc.sqliteWal + pc.sqliteShm, 2) : null;
+      con.push([
+        label,
+        `${f(b.connected)}/${f(b.attempted)}`,
+        f(round(b.connectMs / 1000, 2)),
+        f(b.connectsPerSec),
+        `${f(b.rssBeforeMiB)}→${f(b.rssAfterMiB)}`,
+        f(b.rssPerConnectionKiB),
+        `${f(b.stillOpenAfterHold)} (${f(round(b.holdMs / 1000, 1))} s)`,
+        pc ? `${f(pc.total)} (${f(pc.sockets)}+${f(sq)})` : "-",
+        b.fdsPeak ? `${f(b.fdsPeak.total)}/${f(b.openFileLimit)}` : "-",
+        f(b.brokerCpuUsPerConnection),
+      ]);
+    }
   }
   if (con.length > 1) console.log(`\n${table(con)}`);
   for (const [name, s] of Object.entries(scenarios)) {
-    const b = s.broker;
-    if (b?.stoppedAtDescriptorLimit) console.log(`${name}: stopped opening connections at ${f(b.stoppedAtConnected)}: ${f(b.fdsAtStop?.total)} of the broker's ${f(b.openFileLimit)} descriptors in use (${f(b.fdsAtStop?.sockets)} sockets, ${f((b.fdsAtStop?.sqlite ?? 0) + (b.fdsAtStop?.sqliteWal ?? 0) + (b.fdsAtStop?.sqliteShm ?? 0))} SQLite files)`);
-    if (b?.nearDescriptorLimitDuringHold) console.log(`${name}: the broker came within ${f(fdHeadroom(b.openFileLimit))} descriptors of its limit during the hold`);
-    if (b?.brokerAlive === false) console.log(`${name}: the broker process was gone after the hold`);
+    for (const { label, b } of rowsOf(name, s)) {
+      if (b?.stoppedAtDescriptorLimit) console.log(`${label}: stopped opening connections at ${f(b.stoppedAtConnected)}: ${f(b.fdsAtStop?.total)} of the broker's ${f(b.openFileLimit)} descriptors in use (${f(b.fdsAtStop?.sockets)} sockets, ${f((b.fdsAtStop?.sqlite ?? 0) + (b.fdsAtStop?.sqliteWal ?? 0) + (b.fdsAtStop?.sqliteShm ?? 0))} SQLite files)`);
+      if (b?.nearDescriptorLimitDuringHold) console.log(`${label}: the broker came within ${f(fdHeadroom(b.openFileLimit))} descriptors of its limit during the hold`);
+      if (b?.brokerAlive === false) console.log(`${label}: the broker process was gone after the hold`);
+    }
   }
-  const errs = Object.entries(scenarios).filter(([, s]) => s.broker?.error || s.relay?.error);
-  for (const [name, s] of errs) console.log(`${name}: ${s.broker?.error ? `broker error: ${s.broker.error}` : ""} ${s.relay?.error ? `relay error: ${s.relay.error}` : ""}`);
+  const beside = besideMosquitto(scenarios);
+  if (beside.length > 0) {
+    const rows = [["beside Mosquitto (same harness, same session)", "figure", "broker", "mosquitto", "broker / mosquitto"]];
+    for (const r of beside) rows.push([r.scenario, r.figure, f(r.broker), f(r.mosquitto), f(r.ratio)]);
+    console.log(`\n${table(rows)}`);
+  }
+  const errs = Object.entries(scenarios).filter(([, s]) => s.broker?.error || s.relay?.error || s.mosquitto?.error);
+  for (const [name, s] of errs) {
+    const parts = [["broker", s.broker], ["relay", s.relay], ["mosquitto", s.mosquitto]].filter(([, x]) => x?.error).map(([k, x]) => `${k} error: ${x.error}`);
+    console.log(`${name}: ${parts.join("; ")}`);
+  }
+}
+
+/**
+ * The broker's headline figures beside Mosquitto's, per scenario that ran on both (also in
+ * the JSON as `besideMosquitto`): throughput and CPU per message, latency percentiles, idle
+ * connections and their memory.
+ * @param {Record<string, any>} scenarios
+ */
+function besideMosquitto(scenarios) {
+  /** @type {{ scenario: string, figure: string, broker: number | null, mosquitto: number | null, ratio: number | null }[]} */
+  const out = [];
+  /** `ratio: false`: a figure whose ratio means nothing (loss). */
+  const add = (/** @type {string} */ scenario, /** @type {string} */ figure, /** @type {any} */ b, /** @type {any} */ m, ratio = true) => {
+    const bb = typeof b === "number" ? b : null;
+    const mm = typeof m === "number" ? m : null;
+    out.push({ scenario, figure, broker: bb, mosquitto: mm, ratio: ratio && bb !== null && mm ? round(bb / mm, 3) : null });
+  };
+  for (const [name, s] of Object.entries(scenarios)) {
+    const b = s.broker;
+    const m = s.mosquitto;
+    if (!b || !m) continue;
+    if (b.deliveredPerSec !== undefined || m.deliveredPerSec !== undefined) {
+      add(name, "delivered msg/s", b.deliveredPerSec, m.deliveredPerSec);
+      add(name, "CPU µs per delivered msg", b.brokerCpuUsPerMsg, m.brokerCpuUsPerMsg);
+      add(name, "loss %", b.lossPct, m.lossPct, false);
+    } else if (b.p99Ms !== undefined || m.p99Ms !== undefined) {
+      add(name, "p50 ms", b.p50Ms, m.p50Ms);
+      add(name, "p99 ms, worst window", b.p99WorstWindowMs, m.p99WorstWindowMs);
+      add(name, "p99 ms, median window", b.p99MedianWindowMs, m.p99MedianWindowMs);
+      add(name, "CPU µs per msg", b.brokerCpuUsPerMsg, m.brokerCpuUsPerMsg);
+    } else if (b.attempted !== undefined || m.attempted !== undefined) {
+      add(name, "open after hold", b.stillOpenAfterHold, m.stillOpenAfterHold);
+      add(name, "RSS KiB per connection", b.rssPerConnectionKiB, m.rssPerConnectionKiB);
+      add(name, "CPU µs per connection", b.brokerCpuUsPerConnection, m.brokerCpuUsPerConnection);
+    }
+  }
+  return out;
 }
 
 /** @param {Record<string, any>} sc */
@@ -668,13 +791,23 @@ function targets(sc) {
   const relayRate = fin0?.relay?.deliveredPerSec;
   const r0 = fin0?.broker?.deliveredPerSec && relayRate ? round(fin0.broker.deliveredPerSec / relayRate, 3) : null;
   const r1 = fin1?.broker?.deliveredPerSec && relayRate ? round(fin1.broker.deliveredPerSec / relayRate, 3) : null;
-  const p99 = sc["latency-q0"]?.broker?.p99Ms ?? null;
+  /** p99 of the worst window (the issue: "p99 at 1,000 msg/s under 10 ms over 15 s windows"). */
+  const p99 = (/** @type {string} */ k) => sc[k]?.broker?.p99WorstWindowMs ?? sc[k]?.broker?.p99Ms ?? null;
+  const windowNote = (/** @type {string} */ k) => {
+    const b = sc[k]?.broker;
+    if (!b?.windows) return {};
+    const s = round((b.latencyWindowMs ?? 0) / 1000, 1);
+    return { note: `worst of ${b.windows.length} windows of ${s} s (median window ${b.p99MedianWindowMs})${s < 15 ? "; the target is over 15 s windows" : ""}` };
+  };
   const calls = fin0?.broker?.cost?.doCallsPerMsg ?? null;
   const conn = sc.connections?.broker;
   return [
     { name: "fan-in QoS 0 (lean) vs relay", target: ">= 0.5 of relay", value: r0, met: r0 === null ? null : r0 >= 0.5 },
     { name: "fan-in QoS 1 (lean) vs relay QoS 0", target: ">= 0.3 of relay", value: r1, met: r1 === null ? null : r1 >= 0.3 },
-    { name: "p99 latency at 1,000 msg/s (QoS 0)", target: "< 10 ms", value: p99, met: p99 === null ? null : p99 < 10 },
+    ...[0, 1].map((q) => {
+      const v = p99(`latency-q${q}`);
+      return { name: `p99 latency at 1,000 msg/s (QoS ${q})`, target: "< 10 ms in every window", value: v, met: v === null ? null : v < 10, ...windowNote(`latency-q${q}`) };
+    }),
     { name: "DO calls per delivered message, fan-in QoS 0", target: "<= 1.2", value: calls, met: calls === null ? null : calls <= 1.2 },
     {
       name: "concurrent idle connections",
@@ -697,14 +830,15 @@ async function main() {
   const codecPath = await bundleCodec();
   const W = await Promise.all(["A", "B", "C"].map((n) => startWorker(n, codecPath)));
 
-  /** @type {{ name: string, fn: (t: Target) => Promise<any>, relay: boolean }[]} */
+  /** @type {{ name: string, fn: (t: Target) => Promise<any>, relay: boolean, rounds?: number }[]} */
   // Latency first: workerd evicts an object about 10 s after its last event, and evicting
   // the objects of an earlier scenario's clients stalls the runtime's one thread (about 140 ms
   // for 40 objects at once, docs/benchmarks.md). Run later, the latency figures would show
   // when that happened to fall, not the broker's steady state; the throughput scenarios,
   // which take ratios over seconds, are much less sensitive to it.
   const all = [
-    { name: "latency-q0", fn: (t) => latency(t, W, { qos: 0, tag: `${t.name}-l0` }), relay: true },
+    // One broker/relay pair: its windows are the repeats.
+    { name: "latency-q0", fn: (t) => latency(t, W, { qos: 0, tag: `${t.name}-l0` }), relay: true, rounds: 1 },
     { name: "latency-q1", fn: (t) => latency(t, W, { qos: 1, tag: `${t.name}-l1` }), relay: false },
     { name: "fan-in-q0-lean", fn: (t) => fanIn(t, W, { kind: "lean", qos: 0, n: P.fanInN, tag: `${t.name}-fi0l` }), relay: true },
     { name: "fan-in-q1-lean", fn: (t) => fanIn(t, W, { kind: "lean", qos: 1, n: P.fanInN, tag: `${t.name}-fi1l` }), relay: false },
@@ -741,7 +875,7 @@ async function main() {
     if (!b || !r || b.error || r.error) return null;
     const ratio = (/** @type {string} */ k) => (b[k] != null && r[k] ? round(b[k] / r[k], 3) : null);
     return b.p99Ms !== undefined
-      ? { p50Ms: ratio("p50Ms"), p99Ms: ratio("p99Ms"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") }
+      ? { p50Ms: ratio("p50Ms"), p99Ms: ratio("p99Ms"), p99WorstWindowMs: ratio("p99WorstWindowMs"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") }
       : { deliveredPerSec: ratio("deliveredPerSec"), brokerCpuUsPerMsg: ratio("brokerCpuUsPerMsg") };
   };
   /**
@@ -749,11 +883,12 @@ async function main() {
    * after it, both runtimes up all along, so the two figures of a ratio are taken seconds
    * apart rather than a whole run apart (this machine's speed drifts over minutes). The full
    * run repeats those pairs and keeps the pair with the median ratio; every pair is in `rounds`.
-   * @param {Target} broker @param {Target | undefined} relay
+   * Mosquitto, when given, runs each scenario once, right after the broker's (and relay's).
+   * @param {Target} broker @param {Target | undefined} relay @param {Target | undefined} mosquitto
    */
-  const runAll = async (broker, relay) => {
+  const runAll = async (broker, relay, mosquitto) => {
     for (const s of plan) {
-      const pairs = relay && s.relay ? RATIO_ROUNDS : 1;
+      const pairs = relay && s.relay ? (s.rounds ?? RATIO_ROUNDS) : 1;
       /** @type {{ broker: any, relay?: any, ratio: any }[]} */
       const rounds = [];
       for (let k = 0; k < pairs; k++) {
@@ -775,6 +910,7 @@ async function main() {
           })),
         }),
       };
+      if (mosquitto) scenarios[s.name].mosquitto = await runOne(s, mosquitto, "mosquitto");
     }
   };
 
@@ -782,7 +918,16 @@ async function main() {
   /** @type {any} */
   const bp = brokerProcess;
   let runtimeName = runtime ?? (typeof bp.defaultRuntime === "function" ? String(bp.defaultRuntime()) : "wrangler");
+  /** @type {Awaited<ReturnType<typeof startMosquitto>> | undefined} */
+  let mosq;
+  /** @type {Target | undefined} */
+  let mosqTarget;
   try {
+    if (withMosquitto && plan.length > 0) {
+      process.stderr.write("starting mosquitto (bench/mosquitto/start.mjs) ...\n");
+      mosq = await startMosquitto({ extra: mosquittoExtra });
+      mosqTarget = { name: "mosquitto", url: mosq.url, pid: mosq.pid, fast: false, metrics: false };
+    }
     if (plan.length === 0) {
       // Nothing but the security part.
     } else if (targetUrl) {
@@ -791,6 +936,7 @@ async function main() {
       await runAll(
         { name: "broker", url: targetUrl, httpUrl: httpOf(targetUrl), ...(pid ? { pid } : {}), fast: false, metrics: false },
         relayUrl ? { name: "relay", url: relayUrl, fast: false, metrics: false } : undefined,
+        mosqTarget,
       );
     } else {
       process.stderr.write("starting broker ...\n");
@@ -807,6 +953,7 @@ async function main() {
         await runAll(
           { name: "broker", url: b.broker.url, httpUrl: b.broker.httpUrl, pid: b.broker.pid, fast: true, metrics: probe !== null, local: true },
           r && { name: "relay", url: r.broker.url, pid: r.broker.pid, fast: false, metrics: false, local: true },
+          mosqTarget,
         );
       } finally {
         await b.stop();
@@ -814,6 +961,7 @@ async function main() {
       }
     }
   } finally {
+    await mosq?.stop();
     await Promise.all(W.map((w) => w.call("exit").catch(() => {})));
   }
   /** @type {any} */
@@ -829,10 +977,12 @@ async function main() {
     mode: quick ? "quick" : "full",
     runtime: runtimeName,
     target: targetUrl ?? "local broker (startBroker)",
+    ...(mosq ? { mosquitto: { version: (await mosquittoVersion()) ?? null, url: mosq.url, config: "bench/mosquitto/mosquitto.conf", extraConfig: mosquittoExtra, transport: "tcp" } } : {}),
     parameters: { ...P, latencyRatePerSec: LATENCY_RATE, payloadBytes: PAYLOAD, clientProcesses: W.length },
     prices: PRICE,
     scenarios,
     ...(securityResult ? { security: securityResult } : {}),
+    ...(mosq ? { besideMosquitto: besideMosquitto(scenarios) } : {}),
     targets: targets(scenarios),
     elapsedS: round((now() - t0) / 1000),
   };

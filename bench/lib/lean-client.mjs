@@ -2,7 +2,66 @@
 // bundled for Node by bench/run.mjs). One WebSocket message per packet. Handles CONNACK,
 // SUBACK, PUBACK, PUBREC/PUBREL/PUBCOMP in both directions and PINGREQ on keep alive.
 // Everything a benchmark needs and nothing else: no reconnect, no offline queue.
+// `mqtt://host:port` (or `tcp://`) speaks MQTT over plain TCP instead (one write per packet,
+// Nagle off as `ws` has it), so the same client measures a broker without WebSockets
+// (Debian's Mosquitto: bench/mosquitto/).
+import { connect as tcpConnect } from "node:net";
 import WebSocket from "ws";
+
+/**
+ * A TCP socket behind the part of the `ws` interface the client uses (send, close, terminate,
+ * readyState, bufferedAmount; open, message, error and close events). MQTT over TCP is a byte
+ * stream: `message` hands over chunks, which the client frames like WebSocket messages.
+ */
+class TcpTransport {
+  /** @param {string} url mqtt://host:port or tcp://host:port (port 1883 when absent) */
+  constructor(url) {
+    const u = new URL(url);
+    /** @type {Map<string, ((...a: any[]) => void)[]>} */
+    this.handlers = new Map();
+    /** @type {number} WebSocket.CONNECTING, OPEN, CLOSING or CLOSED */
+    this.readyState = WebSocket.CONNECTING;
+    this.socket = tcpConnect({ host: u.hostname, port: Number(u.port || 1883), noDelay: true });
+    this.socket.on("connect", () => {
+      this.readyState = WebSocket.OPEN;
+      this.#emit("open");
+    });
+    this.socket.on("data", (chunk) => this.#emit("message", chunk));
+    this.socket.on("error", (e) => this.#emit("error", e));
+    this.socket.on("close", () => {
+      this.readyState = WebSocket.CLOSED;
+      this.#emit("close", 1006, "tcp closed");
+    });
+  }
+  /** @param {string} event @param {(...a: any[]) => void} fn */
+  on(event, fn) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
+  }
+  /** @param {string} event @param {any[]} a */
+  #emit(event, ...a) {
+    for (const fn of this.handlers.get(event) ?? []) fn(...a);
+  }
+  get bufferedAmount() {
+    return this.socket.writableLength;
+  }
+  /** @param {Uint8Array} bytes */
+  send(bytes) {
+    if (this.readyState === WebSocket.OPEN) this.socket.write(bytes);
+  }
+  /** Ends the stream after what is written (the DISCONNECT before it); `ws`'s close code has no TCP equivalent. @param {number} [_code] */
+  close(_code) {
+    if (this.readyState !== WebSocket.OPEN) return;
+    this.readyState = WebSocket.CLOSING;
+    this.socket.end();
+  }
+  terminate() {
+    this.readyState = WebSocket.CLOSED;
+    this.socket.destroy();
+  }
+}
+
+/** @param {string} url */
+const isTcp = (url) => url.startsWith("mqtt://") || url.startsWith("tcp://");
 
 /** @typedef {{ encodePacket: Function, decodePacket: Function, splitFrames: Function }} Codec */
 
@@ -24,7 +83,7 @@ export class LeanClient {
     this.keepAlive = keepAlive;
     this.onPublish = onPublish ?? (() => {});
     this.onClose = onClose ?? (() => {});
-    /** @type {WebSocket | undefined} */
+    /** @type {WebSocket | TcpTransport | undefined} */
     this.ws = undefined;
     this.pending = new Uint8Array(0);
     this.nextId = 1;
@@ -66,9 +125,10 @@ export class LeanClient {
         reject(e);
       };
       this.connackWaiter = { resolve: (/** @type {any} */ p) => (clearTimeout(timer), resolve(p)), reject: fail };
-      const ws = new WebSocket(this.url, ["mqtt"], { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      /** @type {WebSocket | TcpTransport} */
+      const ws = isTcp(this.url) ? new TcpTransport(this.url) : new WebSocket(this.url, ["mqtt"], { perMessageDeflate: false, handshakeTimeout: timeoutMs });
       this.ws = ws;
-      ws.binaryType = "nodebuffer";
+      if (ws instanceof WebSocket) ws.binaryType = "nodebuffer";
       ws.on("open", () => {
         this.#send({
           type: "connect",
@@ -81,12 +141,12 @@ export class LeanClient {
           ...(this.password !== undefined && (this.username !== undefined || this.version === 5) ? { password: new TextEncoder().encode(this.password) } : {}),
         });
       });
-      ws.on("message", (data) => this.#receive(/** @type {Buffer} */ (data)));
-      ws.on("error", (e) => {
+      ws.on("message", (/** @type {Buffer} */ data) => this.#receive(data));
+      ws.on("error", (/** @type {Error} */ e) => {
         this.closeReason ||= `error: ${e.message}`;
         this.connackWaiter?.reject(e);
       });
-      ws.on("close", (code, reason) => {
+      ws.on("close", (/** @type {number} */ code, /** @type {string | Buffer} */ reason) => {
         this.closeReason ||= `close ${code} ${reason}`;
         const wasOpen = this.open;
         this.open = false;

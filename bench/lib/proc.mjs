@@ -160,3 +160,32 @@ export function openFileLimit(pid) {
 export function treePids(root, comm) {
   return processTree(root).filter((p) => p.comm === comm).map((p) => p.pid);
 }
+
+/**
+ * CPU time run and time spent runnable but waiting for a core, summed over every thread of the
+ * processes, in ms (/proc/<pid>/task/<tid>/schedstat: run ns, wait ns, timeslices). The wait
+ * says how much a busy shared machine held a process back.
+ * @param {number[]} pids
+ */
+export function schedstat(pids) {
+  let runMs = 0;
+  let waitMs = 0;
+  for (const pid of pids) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const tid of tids) {
+      try {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(" ").map(Number);
+        runMs += (run ?? 0) / 1e6;
+        waitMs += (wait ?? 0) / 1e6;
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return { runMs, waitMs };
+}
