@@ -148,6 +148,9 @@ function withRows(storage: ObjectStorage): Record<string, Record<string, number>
 }
 
 describe("ConnectionDO: ended connections leave no storage behind", () => {
+  // A ConnectionDO holds plain /mqtt sockets only with MQTT_RELAY = "object" (by default the Worker relays).
+  const broker = useBroker({ vars: { CONNECT_TIMEOUT: String(CONNECT_TIMEOUT_MS / 1000), MQTT_RELAY: "object" } });
+
   it("30 plain /mqtt connections ended in every way: no rows, no alarms afterwards", async () => {
     const url = broker().url;
     const ends: Array<Promise<unknown>> = [];

@@ -5,6 +5,7 @@ import type { AppEnv, Env } from "../env";
 import { ProblemException, refuse } from "../problem";
 import { ADMISSION_HEADER, addressLimited, admit, releaseAdmission, type Admission } from "../security/admission";
 import { CERT_USER_HEADER, certificateUser, type CertificateCf } from "../security/certificates";
+import { relayMode, relayToSession } from "../relay";
 
 /** WebSocket subprotocols an MQTT client may offer (MQTT 3.1.1/5: "mqtt"; MQTT 3.1: "mqttv3.1"). */
 export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
@@ -17,8 +18,10 @@ export const MQTT_SUBPROTOCOLS = ["mqtt", "mqttv3.1"] as const;
  *
  * - `/mqtt/<clientId>` or `/mqtt?clientId=<id>`: fast path straight to the
  *   session object keyed by client identifier.
- * - `/mqtt`: a fresh connection object; the client identifier is only known
- *   after CONNECT.
+ * - `/mqtt`: the client identifier is only known after CONNECT. By default this Worker
+ *   holds the socket, reads the CONNECT and relays to the session object through the fast
+ *   path's upgrade (worker/relay.ts); with `MQTT_RELAY = "object"`, a fresh connection object
+ *   holds it instead.
  */
 export const mqtt = new Hono<AppEnv>().get("/:clientId?", (c) =>
   upgradeToMqtt(c.env, c.req.raw, c.executionCtx, c.req.param("clientId") || c.req.query("clientId") || ""),
@@ -38,8 +41,8 @@ export const CONNECT_RATE_RETRY_AFTER = 10;
 /**
  * Checks an MQTT WebSocket handshake and the connection limits (docs/security.md, "Limits"),
  * then hands it to the object that will hold the socket (the session object named by
- * `clientIdHint`, or a fresh connection object when it is empty). Also used for upgrades on
- * `/` (what MQTT.js's command line and Mosquitto users expect).
+ * `clientIdHint`; when it is empty, the Worker relay or a fresh connection object). Also used
+ * for upgrades on `/` (what MQTT.js's command line and Mosquitto users expect).
  *
  * Limits, cheapest first: the rate of upgrades per client address (429), the address's
  * failed-authentication penalty (429) and the bound on connections not yet authenticated
@@ -57,7 +60,21 @@ export async function upgradeToMqtt(env: Env, request: Request, ctx: WaitUntil, 
     }
     const admission = await admit(env, address);
     if (admission && "refused" in admission) refuseAdmission(address, admission);
-    return await forwardUpgrade(env, request, clientIdHint, admission?.token, address);
+    const token = admission?.token;
+    if (clientIdHint === "" && relayMode(env) === "worker") {
+      // Plain /mqtt: this Worker holds the socket and relays it to the session of the
+      // CONNECT's client identifier, through the fast path's upgrade (worker/relay.ts).
+      return relayToSession(
+        env,
+        request,
+        ctx,
+        (clientId) => forwardUpgrade(env, request, clientId, token, address, sessionUpgradeUrl(request, clientId)),
+        () => {
+          if (token !== undefined) releaseAdmission(env, token);
+        },
+      );
+    }
+    return await forwardUpgrade(env, request, clientIdHint, token, address);
   } catch (err) {
     if (err instanceof ProblemException && (err.problem.status === 429 || err.problem.status === 503)) countInWorker(env, ctx, "upgradesRefused");
     throw err;
@@ -92,10 +109,11 @@ function retryAfter(seconds: number): HeadersInit {
  * after removing any such header the client sent (only the Worker sets them). The slot is
  * freed here if the object does not take the socket; once it does, the object frees it.
  */
-async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, token: string | undefined, address: string): Promise<Response> {
+async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, token: string | undefined, address: string, url?: string): Promise<Response> {
   let response: Response;
   try {
-    response = await routeUpgrade(env, clientIdHint).fetch(new Request(request, { headers: upgradeHeaders(env, request, token, address) }));
+    const headers = upgradeHeaders(env, request, token, address);
+    response = await routeUpgrade(env, clientIdHint).fetch(url === undefined ? new Request(request, { headers }) : new Request(url, { headers }));
   } catch (err) {
     if (token !== undefined) releaseAdmission(env, token);
     throw err;
@@ -179,6 +197,11 @@ export function upgradeHeaders(env: Env, request: Request, token: string | undef
   const user = certificateUser(request.cf as CertificateCf | undefined, env);
   if (user !== undefined) headers.set(CERT_USER_HEADER, user);
   return headers;
+}
+
+/** The fast path's URL for a client identifier (`/mqtt/<clientId>`): the session object reads its hint from it. */
+function sessionUpgradeUrl(request: Request, clientId: string): string {
+  return new URL(`/mqtt/${encodeURIComponent(clientId)}`, request.url).toString();
 }
 
 function routeUpgrade(env: Env, clientIdHint: string): DurableObjectStub {

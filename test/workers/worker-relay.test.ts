@@ -1,0 +1,158 @@
+/**
+ * The Worker relay of plain /mqtt (worker/relay.ts): how it reads the first packet before the
+ * session is reached, which messages it may drop for a client that does not read, and one
+ * whole exchange through it inside workerd (this pool runs MQTT_RELAY = "object" for the
+ * suites that look inside the ConnectionDO, so the relay is asked for here explicitly).
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { decodePacket, encodePacket, splitFrames } from "../../core/mqtt/codec";
+import type { ConnectPacket, Packet } from "../../core/mqtt/packets";
+import { upgradeToMqtt } from "../../worker/routes/mqtt";
+import { droppableWhenBehind, FirstPacketReader } from "../../worker/relay-framing";
+import { relayMode } from "../../worker/relay";
+import type { Env } from "../../worker/env";
+
+const MAX = 1024;
+
+function connect(clientId: string, version: 4 | 5 = 4): ConnectPacket {
+  return { type: "connect", protocolName: "MQTT", protocolVersion: version, clean: true, keepAlive: 30, clientId };
+}
+
+function buffer(bytes: Uint8Array | number[]): ArrayBuffer {
+  return new Uint8Array(bytes).slice().buffer;
+}
+
+describe("FirstPacketReader: the bytes before the session is reached", () => {
+  it("a CONNECT in three messages, with a packet pipelined behind it: whole once the last byte arrives, everything kept in order", () => {
+    const reader = new FirstPacketReader(MAX);
+    const bytes = encodePacket(connect("pieces"), 4);
+    const ping = [0xc0, 0x00];
+    expect(reader.push(buffer(bytes.subarray(0, 1)))).toEqual({ kind: "more" }); // header byte only
+    expect(reader.push(buffer(bytes.subarray(1, 4)))).toEqual({ kind: "more" });
+    const step = reader.push(buffer([...bytes.subarray(4), ...ping]));
+    if (step.kind !== "connect") throw new Error(`expected the CONNECT, got ${JSON.stringify(step)}`);
+    expect([...step.frame]).toEqual([...bytes]);
+    expect([...step.bytes]).toEqual([...bytes, ...ping]);
+    const decoded = decodePacket(step.frame);
+    expect(decoded.ok && decoded.packet.type === "connect" && decoded.packet.clientId).toBe("pieces");
+  });
+
+  it.each([
+    ["a PUBLISH", [0x30, 0x02, 0x00, 0x00]],
+    ["a PINGREQ", [0xc0, 0x00]],
+    ["0x11: CONNECT's type with reserved flags set", [0x11, 0x00]],
+  ])("%s as the first byte: refused at once [MQTT-3.1.0-1]", (_name, bytes) => {
+    expect(new FirstPacketReader(MAX).push(buffer(bytes))).toEqual({ kind: "refuse", reason: "CONNECT expected" });
+  });
+
+  it("a text message: refused [MQTT-6.0.0-1]", () => {
+    expect(new FirstPacketReader(MAX).push("MQTT")).toEqual({ kind: "refuse", reason: "CONNECT expected" });
+  });
+
+  it("a Remaining Length past the maximum packet size: refused on the header, before the body comes", () => {
+    const step = new FirstPacketReader(MAX).push(buffer([0x10, 0x80, 0x08])); // 1,024 + 3 bytes
+    expect(step.kind).toBe("refuse");
+    expect(step.kind === "refuse" && step.reason).toMatch(/exceeds Maximum Packet Size 1024/);
+  });
+
+  it("a Remaining Length of five bytes: refused as malformed", () => {
+    const step = new FirstPacketReader(Number.MAX_SAFE_INTEGER).push(buffer([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]));
+    expect(step).toEqual({ kind: "refuse", reason: "Remaining Length longer than four bytes" });
+  });
+
+  it("empty messages are ignored, and what is held is counted", () => {
+    const reader = new FirstPacketReader(MAX);
+    expect(reader.push(new ArrayBuffer(0))).toEqual({ kind: "more" });
+    expect(reader.push(buffer([0x10, 0x20, 0x00]))).toEqual({ kind: "more" });
+    expect(reader.bytes).toBe(3);
+  });
+});
+
+describe("droppableWhenBehind: what the relay may drop for a client that does not read", () => {
+  const publish = (qos: 0 | 1, version: 4 | 5, topic = "a/b", properties?: { topicAlias: number }): ArrayBuffer =>
+    buffer(
+      encodePacket(
+        { type: "publish", topic, payload: new Uint8Array([1, 2, 3]), qos, retain: false, dup: false, ...(qos > 0 && { packetId: 7 }), ...(properties && { properties }) },
+        version,
+      ),
+    );
+
+  it("one QoS 0 PUBLISH: yes (3.1.1 and 5.0)", () => {
+    expect(droppableWhenBehind(publish(0, 4), 4)).toBe(true);
+    expect(droppableWhenBehind(publish(0, 5), 5)).toBe(true);
+  });
+
+  it("QoS 1, or any other packet: no", () => {
+    expect(droppableWhenBehind(publish(1, 4), 4)).toBe(false);
+    expect(droppableWhenBehind(buffer([0xd0, 0x00]), 4)).toBe(false); // PINGRESP
+    expect(droppableWhenBehind(buffer([0x20, 0x02, 0x00, 0x00]), 4)).toBe(false); // CONNACK
+    expect(droppableWhenBehind("text", 4)).toBe(false);
+  });
+
+  it("5.0: not a PUBLISH that sets up a Topic Alias (it names the topic); one that only uses it, yes [MQTT-3.3.2-12]", () => {
+    expect(droppableWhenBehind(publish(0, 5, "a/b", { topicAlias: 3 }), 5)).toBe(false);
+    expect(droppableWhenBehind(publish(0, 5, "", { topicAlias: 3 }), 5)).toBe(true);
+  });
+
+  it("a message holding more than one packet: no", () => {
+    const two = new Uint8Array([...new Uint8Array(publish(0, 4)), ...new Uint8Array(publish(0, 4))]);
+    expect(droppableWhenBehind(buffer(two), 4)).toBe(false);
+  });
+});
+
+describe("MQTT_RELAY", () => {
+  it('"object" keeps the ConnectionDO; anything else (or nothing) is the Worker relay', () => {
+    expect(relayMode({ MQTT_RELAY: "object" })).toBe("object");
+    expect(relayMode({ MQTT_RELAY: " Object " })).toBe("object");
+    expect(relayMode({ MQTT_RELAY: "worker" })).toBe("worker");
+    expect(relayMode({})).toBe("worker");
+  });
+});
+
+describe("through the Worker relay inside workerd", () => {
+  it("5.0 CONNECT with an empty identifier: the session assigns the relay's one; a message goes round through the relay", async () => {
+    const relayEnv = { ...(env as unknown as Env), MQTT_RELAY: "worker" };
+    const request = new Request("http://broker.test/mqtt", { headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "mqtt" } });
+    const res = await upgradeToMqtt(relayEnv, request, { waitUntil: () => undefined });
+    expect(res.status).toBe(101);
+    expect(res.headers.get("Sec-WebSocket-Protocol")).toBe("mqtt");
+    const ws = res.webSocket!;
+    ws.binaryType = "arraybuffer";
+    ws.accept();
+    const received: Packet[] = [];
+    let pending: Uint8Array = new Uint8Array(0);
+    ws.addEventListener("message", (event) => {
+      const { frames, rest } = splitFrames(pending, new Uint8Array(event.data as ArrayBuffer));
+      pending = rest;
+      for (const f of frames) {
+        const d = decodePacket(f, { protocolVersion: 5 });
+        if (d.ok) received.push(d.packet);
+      }
+    });
+    const until = async (pred: () => boolean, what: string) => {
+      const deadline = Date.now() + 3000;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`no ${what}; received ${JSON.stringify(received.map((p) => p.type))}`);
+        await scheduler.wait(5);
+      }
+    };
+    ws.send(encodePacket(connect("", 5), 5));
+    await until(() => received.some((p) => p.type === "connack"), "CONNACK");
+    const connack = received.find((p) => p.type === "connack")!;
+    expect(connack.type === "connack" && connack.reasonCode).toBe(0);
+    expect(connack.type === "connack" && connack.properties?.assignedClientIdentifier).toMatch(/^[0-9a-f-]{36}$/);
+    ws.send(encodePacket({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter: "relay/unit/#", qos: 0 }] }, 5));
+    await until(() => received.some((p) => p.type === "suback"), "SUBACK");
+    ws.send(encodePacket({ type: "publish", topic: "relay/unit/x", payload: new TextEncoder().encode("round"), qos: 0, retain: false, dup: false }, 5));
+    await until(() => received.some((p) => p.type === "publish"), "PUBLISH");
+    const got = received.find((p) => p.type === "publish")!;
+    expect(got.type === "publish" && new TextDecoder().decode(got.payload)).toBe("round");
+    // End it as a client does, and let the session finish what that starts (its subscription
+    // leaving the shards) before the file ends: the test environment closes under pending calls.
+    const closed = new Promise((resolve) => ws.addEventListener("close", resolve));
+    ws.send(encodePacket({ type: "disconnect", reasonCode: 0 }, 5));
+    await closed;
+    await scheduler.wait(500);
+  });
+});

@@ -1,0 +1,101 @@
+// The Worker relay's view of MQTT bytes (worker/relay.ts): it frames only the first packet,
+// which must be CONNECT, and after that looks at a packet's fixed header only to drop QoS 0
+// to a client that does not read. No Workers API here: tested in the Workers pool as a unit.
+import { decodePacket, packetLength } from "../core/mqtt/codec";
+
+/** The first packet's bytes are still arriving. */
+export const MORE = { kind: "more" } as const;
+
+/** What one WebSocket message before CONNECT gave. */
+export type FirstPacketStep =
+  | typeof MORE
+  /** The CONNECT is whole: `frame` is it, `bytes` everything received so far (the CONNECT first). */
+  | { kind: "connect"; frame: Uint8Array; bytes: Uint8Array }
+  /** Not a CONNECT, not MQTT, or too large: close the connection with this reason. */
+  | { kind: "refuse"; reason: string };
+
+const CONNECT_HEADER = 0x10;
+
+/**
+ * Reads a connection's bytes until its first packet is whole. Only the fixed header is
+ * parsed on the way, so a CONNECT sent in many small messages costs time linear in its size,
+ * and at most one maximum-size packet is held (the caller bounds the time: CONNECT_TIMEOUT).
+ * The packet itself is decoded by the caller (admitFirstPacket), as the objects do.
+ */
+export class FirstPacketReader {
+  readonly #maximumPacketSize: number;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  /** The whole packet's size, once its fixed header has arrived. */
+  #length: number | undefined;
+
+  constructor(maximumPacketSize: number) {
+    this.#maximumPacketSize = maximumPacketSize;
+  }
+
+  /** Bytes held so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  push(message: ArrayBuffer | string): FirstPacketStep {
+    // MQTT over WebSocket uses binary messages only [MQTT-6.0.0-1].
+    if (typeof message === "string") return refuse("CONNECT expected");
+    if (message.byteLength === 0) return MORE;
+    const chunk = new Uint8Array(message);
+    // The first packet must be a CONNECT [MQTT-3.1.0-1]: refused on its first byte, without
+    // waiting for a whole packet (what startsWithConnect does in the objects).
+    if (this.#bytes === 0 && chunk[0] !== CONNECT_HEADER) return refuse("CONNECT expected");
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+    if (this.#length === undefined) {
+      const { length, error } = packetLength(join(this.#chunks, Math.min(5, this.#bytes)), this.#maximumPacketSize);
+      if (error) return refuse(error.message);
+      if (length === undefined) return MORE;
+      this.#length = length;
+    }
+    if (this.#bytes < this.#length) return MORE;
+    const bytes = join(this.#chunks, this.#bytes);
+    this.#chunks = [];
+    return { kind: "connect", frame: bytes.subarray(0, this.#length), bytes };
+  }
+}
+
+function refuse(reason: string): FirstPacketStep {
+  return { kind: "refuse", reason };
+}
+
+/** The first `n` bytes of the chunks, as one array (the chunk itself when it holds them). */
+export function join(chunks: Uint8Array[], n: number): Uint8Array {
+  const first = chunks[0];
+  if (first && first.byteLength >= n) return first.byteLength === n ? first : first.subarray(0, n);
+  const joined = new Uint8Array(n);
+  let at = 0;
+  for (const chunk of chunks) {
+    if (at >= n) break;
+    const part = chunk.subarray(0, n - at);
+    joined.set(part, at);
+    at += part.byteLength;
+  }
+  return joined;
+}
+
+/**
+ * Whether a message from the session may be dropped on its way to a client that does not
+ * read: exactly one QoS 0 PUBLISH (the session sends one packet per WebSocket message) that
+ * does not set up a Topic Alias. A 5.0 PUBLISH naming its topic and an alias tells the client
+ * the mapping [MQTT-3.3.2-12]; dropping it would leave the next ones unreadable. QoS 1/2 and
+ * every other packet always pass: the session's window and queue bound those.
+ * Called only while the client is behind, so the decode is paid only then.
+ */
+export function droppableWhenBehind(message: ArrayBuffer | string, protocolVersion: number): boolean {
+  if (typeof message === "string" || message.byteLength < 2) return false;
+  const bytes = new Uint8Array(message);
+  const header = bytes[0]!;
+  if (header >> 4 !== 3 || (header & 0x06) !== 0) return false; // PUBLISH, QoS 0
+  if (packetLength(bytes.subarray(0, 5)).length !== bytes.byteLength) return false;
+  if (protocolVersion !== 5) return true;
+  const decoded = decodePacket(bytes, { protocolVersion: 5 });
+  if (!decoded.ok || decoded.packet.type !== "publish") return false;
+  return decoded.packet.properties?.topicAlias === undefined || decoded.packet.topic === "";
+}
