@@ -20,6 +20,13 @@ export default defineConfig({
           ADMIN_TOKEN: "test-admin-token-0123456789",
           // As `npm start` runs it locally (.dev.vars); tests of refusals turn it off per test.
           ALLOW_ANONYMOUS: "true",
+          // Plain /mqtt through a ConnectionDO: the suites that look inside it (mqtt-over-websocket,
+          // partial-packets, auth-connect) test that path; the Worker relay is tested with its own
+          // env (worker-relay.test.ts) and end to end (test/e2e/worker-relay.test.ts).
+          MQTT_RELAY: "object",
+          // Long enough for a test client's PUBACK to arrive first (the default, 4 ms, is the
+          // e2e suites' and the bench's): tests see both a message never written and a stored one.
+          QOS1_STORE_DELAY_MS: "250",
           TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
         },
         // No network from tests: every outbound fetch() from the Worker is

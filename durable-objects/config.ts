@@ -35,6 +35,18 @@ export function shardName(index: number): string {
   return `shard-${index}`;
 }
 
+/** The default of QOS1_STORE_DELAY_MS (docs/architecture.md, "Commits and rows"). */
+export const DEFAULT_QOS1_STORE_DELAY_MS = 6;
+
+/**
+ * How long QoS 1 messages sent to a subscriber wait before being stored (SessionDO.deliver),
+ * from `QOS1_STORE_DELAY_MS`; at most 1 s, since the publisher's PUBACK waits as long.
+ */
+export function qos1StoreDelayMsFromEnv(env: Pick<Env, "QOS1_STORE_DELAY_MS">): number {
+  const ms = Number.parseFloat(env.QOS1_STORE_DELAY_MS ?? "");
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 1000) : DEFAULT_QOS1_STORE_DELAY_MS;
+}
+
 /** How long a new connection may take to send CONNECT unless `CONNECT_TIMEOUT` says otherwise. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 

@@ -6,6 +6,12 @@ import { messageSize } from "../core/session/outbound";
 import { RPC_CALL_BYTES, shardCountFromEnv, shardName } from "./config";
 import type { TopicShardDO } from "./topic-shard";
 
+/** A message on its way to a shard, with when its publisher's session received it. */
+interface Routed {
+  message: Message;
+  receivedAt?: number;
+}
+
 /**
  * A session's view of the topic space: which TopicShard object holds a topic or a filter.
  * Publishes to one shard go through one queue with one call in flight, so they arrive in
@@ -15,7 +21,7 @@ export class Router {
   readonly #env: Env;
   readonly #shardCount: number;
   readonly #stubs = new Map<number, DurableObjectStub<TopicShardDO>>();
-  readonly #publishQueues = new Map<number, Batcher<Message, number>>();
+  readonly #publishQueues = new Map<number, Batcher<Routed, number>>();
 
   constructor(env: Env) {
     this.#env = env;
@@ -31,25 +37,33 @@ export class Router {
     return stub;
   }
 
-  /** Publish into the topic space; resolves with the number of sessions that accepted it. */
-  publish(message: Message): Promise<number> {
+  /**
+   * Publish into the topic space; resolves with the number of sessions that accepted it.
+   * `receivedAt`: when the publisher's session received it (the shard's time when absent).
+   */
+  publish(message: Message, receivedAt?: number): Promise<number> {
     const index = shardOfTopic(message.topic, this.#shardCount);
     let queue = this.#publishQueues.get(index);
     if (!queue) {
       const shard = this.#shard(index);
       queue = new Batcher(
-        async (messages: Message[]) => (await shard.publishBatch(messages)).map((r) => r.matched),
+        async (items: Routed[]) =>
+          (await shard.publishBatch(items.map((i) => i.message), items.map((i) => i.receivedAt ?? null))).map((r) => r.matched),
         512,
-        messageSize,
+        (item) => messageSize(item.message),
         RPC_CALL_BYTES,
       );
       this.#publishQueues.set(index, queue);
     }
-    return queue.push(message);
+    return queue.push(receivedAt === undefined ? { message } : { message, receivedAt });
   }
 
-  /** Register subscriptions on every shard they concern; resolves with the retained messages to send. */
-  async subscribe(clientId: string, requests: SubscribeRequest[]): Promise<Delivery[]> {
+  /**
+   * Register subscriptions on every shard they concern; resolves with the retained messages to
+   * send. `receivedAt`: when the session received the SUBSCRIBE, `connectedAt`: when its
+   * connection began; each shard replays what it routed from then on (core/session/recent.ts).
+   */
+  async subscribe(clientId: string, requests: SubscribeRequest[], receivedAt?: number, connectedAt?: number): Promise<Delivery[]> {
     const perShard = new Map<number, SubscribeRequest[]>();
     for (const request of requests) {
       for (const shard of shardsForFilter(request.subscription.filter, this.#shardCount)) {
@@ -58,7 +72,7 @@ export class Router {
         list.push(request);
       }
     }
-    const results = await Promise.all([...perShard].map(([shard, list]) => this.#shard(shard).subscribe(clientId, list)));
+    const results = await Promise.all([...perShard].map(([shard, list]) => this.#shard(shard).subscribe(clientId, list, receivedAt, connectedAt)));
     // RPC typing widens tuples (user properties) to arrays; the values are what the shards built.
     return results.flat() as Delivery[];
   }

@@ -6,7 +6,7 @@ import type { AdminEnd, SessionView } from "../core/session/admin";
 import type { BrokerLimits, Delivery, Effect } from "../core/session/types";
 import type { Env } from "../worker/env";
 import { Batcher, piecesOf } from "../core/util/batcher";
-import { connectTimeoutMsFromEnv, limitsFromEnv, RPC_CALL_BYTES } from "./config";
+import { connectTimeoutMsFromEnv, limitsFromEnv, qos1StoreDelayMsFromEnv, RPC_CALL_BYTES } from "./config";
 import { admitPublishes, DropLog, socketBacklog } from "./flow";
 import { Meter } from "./metrics";
 import { PresenceSender, presenceLeaseMs } from "./presence";
@@ -41,11 +41,11 @@ interface Outbox {
   close?: number;
 }
 
-/** A deliver() call with QoS 1 messages, waiting for the turn that stores its group. */
+/** A deliver() call whose QoS 1 messages were sent and are not all acknowledged or stored yet. */
 interface PendingDeliver {
-  deliveries: Delivery[];
+  tickets: number[];
+  result: { live: boolean };
   resolve: (result: { live: boolean }) => void;
-  reject: (e: unknown) => void;
 }
 
 /** Where the client's network connection is: on this object, or on a ConnectionDO. */
@@ -77,8 +77,17 @@ export class SessionDO extends DurableObject<Env> {
   readonly #relays = new Map<string, Batcher<Outbox, undefined>>();
   #socketCache: { linkId: string; ws: WebSocket } | undefined;
   #writeFlushTimer: ReturnType<typeof setTimeout> | undefined;
-  /** deliver() calls waiting to be stored together (see deliver). */
-  #storeGroup: PendingDeliver[] | undefined;
+  /** deliver() calls waiting for their QoS 1 messages to be acknowledged or stored (see deliver). */
+  #awaitingStore: PendingDeliver[] = [];
+  #storeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** deliver() calls wait on this while the ACL rules load, in the order they came. */
+  #deliveriesGate: Promise<void> | undefined;
+  /**
+   * How long QoS 1 messages sent to the client wait before being stored (QOS1_STORE_DELAY_MS):
+   * the ones it acknowledges meanwhile are never written, the rest are written together, in
+   * one row. The publisher's PUBACK waits as long at most, plus the commit.
+   */
+  readonly #storeDelayMs: number;
   /** A relayed client's socket backlog, as its ConnectionDO last reported it. */
   #remoteBuffered = 0;
   readonly #drops: DropLog;
@@ -100,6 +109,7 @@ export class SessionDO extends DurableObject<Env> {
     this.#presence = new PresenceSender(env);
     this.#leaseMs = presenceLeaseMs(env);
     this.#limits = limitsFromEnv(env);
+    this.#storeDelayMs = qos1StoreDelayMsFromEnv(env);
     this.#meter = new Meter(ctx, env, "session");
     this.#drops = new DropLog(this.#meter);
     this.#meter.sql.exec(`CREATE TABLE IF NOT EXISTS link (id INTEGER PRIMARY KEY CHECK (id = 1), kind TEXT NOT NULL, link_id TEXT NOT NULL)`);
@@ -422,42 +432,53 @@ export class SessionDO extends DurableObject<Env> {
   // ------------------------------------------------------------ from the topic shards
 
   /**
-   * Messages routed to this session; QoS 1/2 ones are stored before this returns. Calls that
-   * bring QoS 1 messages within one timer tick (from several shards) are stored in one
-   * turn, so they share one commit: each commit is a replicated write in production and a
-   * synchronous disk flush on the local runtime, where it dominated the cost of QoS 1.
-   * Only QoS 1 waits: a QoS 2 message is in doubt until stored here (after a crash its
-   * publisher's session routes it again and the copy is dropped by its message identifier),
-   * and that time is kept as short as it can be. QoS 0 is not stored.
+   * Messages routed to this session. The call returns once each QoS 1/2 message is safe: the
+   * shard answers the publisher's session only then, and only then is PUBACK sent, so PUBACK
+   * means "durably accepted on the way to every subscriber".
+   *
+   * QoS 1 messages with room in the window go to the client at once, before anything is
+   * written (Outbound.addSentDeferred). Those the client acknowledges within
+   * QOS1_STORE_DELAY_MS (6 ms) are never written; the rest are written then, all in one row and one
+   * commit, whichever calls (from several shards) brought them. If the object dies before,
+   * the call fails, the publisher gets no PUBACK and sends the message again: at least once
+   * (4.3.2), never lost. QoS 2 is stored at once: it is in doubt until stored here (after a
+   * crash its publisher's session routes it again and the copy is dropped by its message
+   * identifier), and that time is kept as short as it can be. QoS 0 is not stored.
    */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     this.#meter.count("requests");
-    if (!this.#acl.ready) await this.#aclLoaded(); // what the subscriber may read
-    if (!deliveries.some((d) => d.qos === 1) || deliveries.some((d) => d.qos === 2)) return this.#deliverNow(deliveries);
-    return new Promise((resolve, reject) => {
-      if (!this.#storeGroup) {
-        this.#storeGroup = [];
-        setTimeout(() => this.#storeGroupNow(), 0);
-      }
-      this.#storeGroup.push({ deliveries, resolve, reject });
+    // What the subscriber may read. Calls arrive in the order the shard made them (several in
+    // flight): one waiting for the rules holds back the ones after it, so they stay in order.
+    if (!this.#acl.ready || this.#deliveriesGate) {
+      await (this.#deliveriesGate ??= this.#aclLoaded().finally(() => (this.#deliveriesGate = undefined)));
+    }
+    const defer = deliveries.some((d) => d.qos === 1) && !deliveries.some((d) => d.qos === 2);
+    const result = this.#deliverNow(deliveries, defer);
+    const tickets = defer ? this.#session.takeDeferredDeliveries() : [];
+    if (tickets.every((t) => this.#session.deliverySettled(t))) return result;
+    return new Promise((resolve) => {
+      this.#awaitingStore.push({ tickets, result, resolve });
+      this.#storeTimer ??= setTimeout(() => {
+        this.#storeTimer = undefined;
+        this.#session.storeDeliveries();
+        this.#settleDeliveries();
+      }, this.#storeDelayMs);
     });
   }
 
-  /** The waiting deliver() calls, in arrival order, in this one turn. */
-  #storeGroupNow(): void {
-    const group = this.#storeGroup ?? [];
-    this.#storeGroup = undefined;
-    for (const call of group) {
-      try {
-        call.resolve(this.#deliverNow(call.deliveries));
-      } catch (e) {
-        call.reject(e);
-      }
+  /** Answer the deliver() calls whose messages are all acknowledged or stored (the output gate holds the answer until the commit). */
+  #settleDeliveries(): void {
+    if (this.#awaitingStore.length === 0) return;
+    const waiting: PendingDeliver[] = [];
+    for (const call of this.#awaitingStore) {
+      if (call.tickets.every((t) => this.#session.deliverySettled(t))) call.resolve(call.result);
+      else waiting.push(call);
     }
+    this.#awaitingStore = waiting;
   }
 
-  #deliverNow(deliveries: Delivery[]): { live: boolean } {
-    const { effects, live } = this.#session.deliver(deliveries, Date.now(), this.#backlog());
+  #deliverNow(deliveries: Delivery[], defer = false): { live: boolean } {
+    const { effects, live } = this.#session.deliver(deliveries, Date.now(), this.#backlog(), defer);
     this.#apply(effects);
     return { live };
   }
@@ -558,7 +579,7 @@ export class SessionDO extends DurableObject<Env> {
         case "route": {
           this.#meter.count("published");
           const { ticket } = effect;
-          const done = this.#router.publish(effect.message);
+          const done = this.#router.publish(effect.message, effect.receivedAt);
           if (ticket === undefined) {
             done.catch((e) => console.error("route failed", e));
           } else {
@@ -573,8 +594,8 @@ export class SessionDO extends DurableObject<Env> {
           break;
         }
         case "subscribe": {
-          const { ticket, clientId, subscriptions } = effect;
-          this.#router.subscribe(clientId, subscriptions).then(
+          const { ticket, clientId, subscriptions, receivedAt, connectedAt } = effect;
+          this.#router.subscribe(clientId, subscriptions, receivedAt, connectedAt).then(
             (retained) =>
               this.#afterAsync(() => [
                 ...this.#session.subscribed(ticket),
@@ -611,6 +632,8 @@ export class SessionDO extends DurableObject<Env> {
     }
     if (deadlinesChanged) this.#scheduleAlarm();
     if (this.#session.unflushedWrites) this.#scheduleWriteFlush();
+    // An acknowledgement, or a connection lost (which stores what was in flight), may settle deliver() calls.
+    this.#settleDeliveries();
   }
 
   /** Acknowledged rows are deleted with the next write, or by this timer (one commit for the lot). */

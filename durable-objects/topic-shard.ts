@@ -1,13 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import {
-  SharedGroups,
-  SubscriptionTrie,
-  isSharedFilter,
-  topicMatches,
-  type SubscriptionMatch,
-} from "../core/topics";
+import { SharedGroups, SubscriptionTrie, isSharedFilter, topicMatches } from "../core/topics";
 import type { Delivery, Message, SubscribeRequest, Subscription } from "../core/session/types";
-import type { QoS } from "../core/mqtt/packets";
+import { deliveriesFor, minQos } from "../core/session/fanout";
+import { RecentMessages, arrangeReplay } from "../core/session/recent";
 import type { Env } from "../worker/env";
 import { Batcher } from "../core/util/batcher";
 import { deliverySize } from "../core/session/outbound";
@@ -33,6 +28,8 @@ export class TopicShardDO extends DurableObject<Env> {
   #trie: SubscriptionTrie<Subscription> | undefined;
   readonly #shared = new SharedGroups();
   readonly #destinations = new Map<string, Batcher<Delivery, boolean>>();
+  /** Messages routed lately, replayed to a subscription whose SUBSCRIBE came before them (core/session/recent.ts). */
+  readonly #recent = new RecentMessages();
 
   readonly #meter: Meter;
   readonly #retained: RetainedStore;
@@ -93,7 +90,15 @@ export class TopicShardDO extends DurableObject<Env> {
     return this.#trie;
   }
 
-  async subscribe(clientId: string, requests: SubscribeRequest[]): Promise<Delivery[]> {
+  /**
+   * Adds a session's subscriptions; resolves with the retained messages to send. `receivedAt`:
+   * when its session received the SUBSCRIBE (epoch ms), `connectedAt` when its connection began.
+   * The messages this shard routed meanwhile (received by their publisher at or after that
+   * time) that the session did not get are replayed to it through its delivery queue, in the
+   * order they were routed, before anything routed after this call (core/session/recent.ts;
+   * docs/architecture.md, "Subscribe, then publish").
+   */
+  async subscribe(clientId: string, requests: SubscribeRequest[], receivedAt?: number, connectedAt?: number): Promise<Delivery[]> {
     this.#meter.count("requests");
     const trie = this.#subscriptions;
     const retained: Delivery[] = [];
@@ -109,7 +114,16 @@ export class TopicShardDO extends DurableObject<Env> {
       if (wantRetained) retained.push(...this.#retainedFor(subscription, now));
     }
     this.#subscriptionsChanged();
-    return this.#retainedAnswer(clientId, retained);
+    if (receivedAt === undefined) return this.#retainedAnswer(clientId, retained);
+    const added = requests.map((r) => r.subscription);
+    const replays = this.#recent.replay(clientId, receivedAt, added, (topic) => trie.match(topic), now, connectedAt);
+    const { answer, queued } = arrangeReplay(retained, replays, (entry) => this.#recent.isCurrentRetained(entry));
+    if (queued.length > 0) {
+      // The live path's queue: before any message routed after this turn, in routed order.
+      const destination = this.#destination(clientId);
+      for (const delivery of queued) destination.push(delivery).catch((e: unknown) => console.error("replay failed", e));
+    }
+    return this.#retainedAnswer(clientId, answer);
   }
 
   /**
@@ -140,31 +154,37 @@ export class TopicShardDO extends DurableObject<Env> {
   }
 
   /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
-  /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
-  async publish(message: Message): Promise<{ matched: number }> {
+  async publish(message: Message, receivedAt?: number): Promise<{ matched: number }> {
     this.#meter.count("requests");
-    return this.#publish(message);
+    return this.#publish(message, receivedAt ?? null);
   }
 
-  /** Several messages from one session, in order: one call for what it sent while the previous call was in flight. */
-  async publishBatch(messages: Message[]): Promise<{ matched: number }[]> {
+  /**
+   * Several messages from one session, in order: one call for what it sent while the previous
+   * call was in flight. `receivedAt[i]`: when the publisher's session received message i
+   * (null: unknown, e.g. HTTP ingest; the shard's own time is used).
+   */
+  async publishBatch(messages: Message[], receivedAt?: (number | null)[]): Promise<{ matched: number }[]> {
     this.#meter.count("requests");
     // Started in order, so each message's deliveries queue in order behind the previous one's.
-    return Promise.all(messages.map((m) => this.#publish(m)));
+    return Promise.all(messages.map((m, i) => this.#publish(m, receivedAt?.[i] ?? null)));
   }
 
-  async #publish(message: Message): Promise<{ matched: number }> {
+  async #publish(message: Message, receivedAt: number | null): Promise<{ matched: number }> {
     const now = Date.now();
     if (message.retain) this.#retain(message, now);
     let matches = this.#subscriptions.match(message.topic);
+    let picked = matches.length > 0 ? this.#shared.pick(matches) : [];
+    // Kept a few seconds for a SUBSCRIBE still on its way here (recent.ts), with who got it.
+    const recent = this.#recent.record(message, receivedAt ?? now, now, picked);
     let matched = 0;
     // A shared subscription's message goes to exactly one member. If the member picked has no
     // session any more, it is forgotten and the message goes to another member of that group.
-    for (let round = 0; round < MAX_SHARED_RETRIES && matches.length > 0; round++) {
-      const picked = this.#shared.pick(matches);
+    for (let round = 0; round < MAX_SHARED_RETRIES && picked.length > 0; round++) {
+      if (round > 0) this.#recent.delivered(recent, picked);
       const dead = new Set<string>();
       const results = await Promise.allSettled(
-        [...this.#deliveries(message, picked)].map(async ([clientId, delivery]) => {
+        [...deliveriesFor(message, picked)].map(async ([clientId, delivery]) => {
           const live = await this.#destination(clientId).push(delivery);
           if (!live) {
             this.#forget(clientId);
@@ -183,6 +203,7 @@ export class TopicShardDO extends DurableObject<Env> {
       }
       const retry = new Set(picked.filter((m) => dead.has(m.key) && isSharedFilter(m.filter)).map((m) => m.filter));
       matches = retry.size === 0 ? [] : this.#subscriptions.match(message.topic).filter((m) => retry.has(m.filter));
+      picked = matches.length > 0 ? this.#shared.pick(matches) : [];
     }
     return { matched };
   }
@@ -324,34 +345,6 @@ export class TopicShardDO extends DurableObject<Env> {
     return { matched, cleared, last: after, done: false };
   }
 
-  /** One delivery per session, whatever the number of its matching subscriptions (5.0 3.3.4). */
-  #deliveries(message: Message, matches: SubscriptionMatch<Subscription>[]): Map<string, Delivery> {
-    const perClient = new Map<string, Delivery>();
-    for (const m of matches) {
-      const sub = m.value;
-      // No Local: not back to the publisher's own non-shared subscriptions [MQTT-3.8.3-3].
-      if (sub.noLocal && message.origin === m.key && !isSharedFilter(m.filter)) continue;
-      const qos = minQos(message.qos, sub.qos);
-      // Retain As Published keeps RETAIN, otherwise it is cleared on forwarding [MQTT-3.3.1-12] [MQTT-3.3.1-13].
-      const retain = sub.retainAsPublished && message.retain;
-      const existing = perClient.get(m.key);
-      if (!existing) {
-        perClient.set(m.key, {
-          message,
-          qos,
-          retain,
-          ...(sub.subscriptionId !== undefined && { subscriptionIds: [sub.subscriptionId] }),
-        });
-        continue;
-      }
-      // Overlapping subscriptions: highest QoS, every subscription identifier [MQTT-3.3.4-3] [MQTT-3.3.4-5].
-      existing.qos = Math.max(existing.qos, qos) as QoS;
-      existing.retain = existing.retain || retain;
-      if (sub.subscriptionId !== undefined) (existing.subscriptionIds ??= []).push(sub.subscriptionId);
-    }
-    return perClient;
-  }
-
   /**
    * The delivery queue of one session: one deliver() call in flight, the deliveries that
    * arrive meanwhile go together in the next (so a busy subscriber costs far less than one
@@ -402,8 +395,4 @@ function sweepIntervalMs(env: Env): number | undefined {
   const maxAge = numberVar(env, "RETAINED_MAX_AGE", 0);
   const interval = numberVar(env, "RETAINED_SWEEP_INTERVAL", 3600);
   return maxAge > 0 && interval > 0 ? interval * 1000 : undefined;
-}
-
-function minQos(a: QoS, b: QoS): QoS {
-  return (a < b ? a : b) as QoS;
 }

@@ -32,9 +32,15 @@ export interface Env {
   MAX_QUEUED_BYTES?: string;
   MAX_INFLIGHT_MESSAGES?: string;
   MAX_INFLIGHT_BYTES?: string;
+  QOS1_STORE_DELAY_MS?: string;
   MAX_CLIENT_BACKLOG_BYTES?: string;
   MAX_PUBLISH_RATE?: string;
   MAX_PUBLISH_BYTES_RATE?: string;
+  /**
+   * Who holds the socket of a plain `/mqtt` connection: "worker" (default) relays it from the
+   * Worker to the session object (worker/relay.ts); "object" keeps the ConnectionDO.
+   */
+  MQTT_RELAY?: string;
   /** Seconds a new connection may take to send CONNECT (default 10). */
   CONNECT_TIMEOUT?: string;
   PRESENCE_SHARDS?: string;

@@ -62,10 +62,13 @@ export class OutboundFlow {
 
   /**
    * Messages routed to this session. QoS 1/2 ones are stored before this returns, which is
-   * what lets the publisher's PUBACK mean "durably accepted". Returns false when there is
-   * no session any more, so the caller can forget the stale subscription.
+   * what lets the publisher's PUBACK mean "durably accepted" — except, with `defer`, QoS 1
+   * ones sent at once: those are stored later by `Outbound.persist` unless acknowledged
+   * first, and the host answers the publisher's side once each is settled (Outbound.settled).
+   * Returns false when there is no session any more, so the caller can forget the stale
+   * subscription.
    */
-  deliver(deliveries: Delivery[], now: number, backlog = 0): { effects: Effect[]; live: boolean } {
+  deliver(deliveries: Delivery[], now: number, backlog = 0, defer = false): { effects: Effect[]; live: boolean } {
     const record = this.#host.record();
     if (!record) return { effects: [], live: false };
     const effects: Effect[] = [];
@@ -93,7 +96,7 @@ export class OutboundFlow {
           ? pending > this.#host.limits.maxClientBacklogBytes
             ? drops.add("qos0", 1) // the client does not keep up: QoS 0 goes first
             : this.#publishEffect(d, undefined, false, now)
-          : this.#deliverNow(d, now, drops);
+          : this.#deliverNow(d, now, drops, defer && d.qos === 1);
       for (const effect of effectList(sent)) {
         if (effect.kind === "send") pending += effect.bytes.byteLength;
         effects.push(effect);
@@ -183,16 +186,18 @@ export class OutboundFlow {
 
   /**
    * A QoS 1/2 delivery with room in the window and nothing queued before it: stored directly
-   * as in flight (one row written, one deleted on acknowledgement).
+   * as in flight (one row written, one deleted on acknowledgement), or with `defer` sent
+   * first and stored later, with others, unless acknowledged before (Outbound.addSentDeferred).
    */
-  #deliverNow(d: Delivery, now: number, drops: DropCount): Effect[] {
+  #deliverNow(d: Delivery, now: number, drops: DropCount, defer: boolean): Effect[] {
     if (this.#host.outbound.queuedCount > 0 || !this.#windowHasRoom(deliverySize(d))) {
       drops.add("queue", this.#enqueueBounded(d));
       return this.drain(now);
     }
     const send = this.#sendStored(d, now);
     if (!send) return [];
-    this.#host.outbound.addSent(d, send.packetId);
+    if (defer) this.#host.outbound.addSentDeferred(d, send.packetId);
+    else this.#host.outbound.addSent(d, send.packetId);
     return [send.effect];
   }
 

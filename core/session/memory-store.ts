@@ -1,12 +1,13 @@
 import { deliverySize } from "./outbound";
 import type { Subscription, Delivery } from "./types";
-import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "./store";
+import type { InboundQos2, OutboundEntry, OutboundState, SentEntry, SessionRecord, SessionStore } from "./store";
 
 /** In-memory SessionStore: for tests and for anything that needs no durability. */
 export class MemorySessionStore implements SessionStore {
   #record: SessionRecord | undefined;
   #subscriptions = new Map<string, Subscription>();
-  #outbound = new Map<number, OutboundEntry>();
+  /** Entries, and groups of entries stored as one (`enqueueSentGroup`), by sequence number. */
+  #outbound = new Map<number, OutboundEntry | { seq: number; group: SentEntry[] }>();
   #nextSeq = 1;
   #qos2 = new Map<number, InboundQos2>();
   #seen = new Map<string, number>();
@@ -44,9 +45,31 @@ export class MemorySessionStore implements SessionStore {
     this.#outbound.set(seq, { seq, delivery: structuredCopy(delivery), state, ...(packetId !== undefined && { packetId }) });
     return seq;
   }
+  enqueueSentGroup(entries: SentEntry[]): number {
+    const seq = this.#nextSeq++;
+    this.#outbound.set(seq, { seq, group: entries.map((e) => ({ packetId: e.packetId, delivery: structuredCopy(e.delivery) })) });
+    return seq;
+  }
+  keepInGroup(seq: number, packetIds: number[]): void {
+    const row = this.#outbound.get(seq);
+    if (!row || !("group" in row)) return;
+    const keep = new Set(packetIds);
+    row.group = row.group.filter((e) => keep.has(e.packetId));
+    if (row.group.length === 0) this.#outbound.delete(seq);
+  }
+  /** Every entry in sequence order, a group's expanded in its own order. */
+  *#entries(): Generator<OutboundEntry> {
+    for (const row of this.#outbound.values()) {
+      if ("group" in row) {
+        for (const e of row.group) yield { seq: row.seq, delivery: e.delivery, packetId: e.packetId, state: "sent", grouped: true };
+      } else {
+        yield row;
+      }
+    }
+  }
   outbound(limit: number): OutboundEntry[] {
     const out: OutboundEntry[] = [];
-    for (const e of this.#outbound.values()) {
+    for (const e of this.#entries()) {
       if (out.length >= limit) break;
       out.push(copyEntry(e));
     }
@@ -54,30 +77,32 @@ export class MemorySessionStore implements SessionStore {
   }
   inFlightCount(): number {
     let n = 0;
-    for (const e of this.#outbound.values()) if (e.state !== "queued") n++;
+    for (const e of this.#entries()) if (e.state !== "queued") n++;
     return n;
   }
   inFlight(): OutboundEntry[] {
-    return [...this.#outbound.values()].filter((e) => e.state !== "queued").map(copyEntry);
+    return [...this.#entries()].filter((e) => e.state !== "queued").map(copyEntry);
   }
   queued(limit: number): OutboundEntry[] {
     const out: OutboundEntry[] = [];
-    for (const e of this.#outbound.values()) {
+    for (const e of this.#entries()) {
       if (out.length >= limit) break;
       if (e.state === "queued") out.push(copyEntry(e));
     }
     return out;
   }
   outboundCount(): number {
-    return this.#outbound.size;
+    let n = 0;
+    for (const _ of this.#entries()) n++;
+    return n;
   }
   outboundByPacketId(packetId: number): OutboundEntry | undefined {
-    for (const e of this.#outbound.values()) if (e.packetId === packetId && e.state !== "queued") return copyEntry(e);
+    for (const e of this.#entries()) if (e.packetId === packetId && e.state !== "queued") return copyEntry(e);
     return undefined;
   }
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void {
     const e = this.#outbound.get(seq);
-    if (!e) return;
+    if (!e || "group" in e) return;
     e.state = state;
     if (packetId !== undefined) e.packetId = packetId;
   }
@@ -85,7 +110,7 @@ export class MemorySessionStore implements SessionStore {
     this.#outbound.delete(seq);
   }
   dropOldestQueued(): { size: number } | undefined {
-    for (const e of this.#outbound.values()) {
+    for (const e of this.#entries()) {
       if (e.state !== "queued") continue;
       this.#outbound.delete(e.seq);
       return { size: deliverySize(e.delivery) };
@@ -94,7 +119,7 @@ export class MemorySessionStore implements SessionStore {
   }
   queuedBytes(): number {
     let bytes = 0;
-    for (const e of this.#outbound.values()) if (e.state === "queued") bytes += deliverySize(e.delivery);
+    for (const e of this.#entries()) if (e.state === "queued") bytes += deliverySize(e.delivery);
     return bytes;
   }
 

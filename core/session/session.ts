@@ -125,7 +125,27 @@ export class Session {
   }
 
   flushWrites(): void {
-    this.#outbound.flush();
+    this.#outbound.compact();
+  }
+
+  /** QoS 1 deliveries sent and not stored yet (deliver with `defer`): the host stores them soon. */
+  get unstoredDeliveries(): number {
+    return this.#outbound.unstoredCount;
+  }
+
+  /** Store the QoS 1 deliveries sent and still unacknowledged, in one row. */
+  storeDeliveries(): void {
+    this.#outbound.persist();
+  }
+
+  /** Tickets of the deliveries deferred since the last call (see `deliverySettled`). */
+  takeDeferredDeliveries(): number[] {
+    return this.#outbound.takeNewTickets();
+  }
+
+  /** Whether a deferred delivery was acknowledged by the client or stored (or its session ended). */
+  deliverySettled(ticket: number): boolean {
+    return this.#outbound.settled(ticket);
   }
 
   // ---------------------------------------------------------------- CONNECT
@@ -359,7 +379,9 @@ export class Session {
     };
 
     const allowed = this.access.mayPublish(record, topic);
-    if (packet.qos === 0) return [allowed ? { kind: "route", message } : denied("publish", topic)];
+    // Stamped with the time it was received: a subscription whose SUBSCRIBE was received
+    // before it gets it, wherever the two met first (core/session/recent.ts).
+    if (packet.qos === 0) return [allowed ? { kind: "route", message, receivedAt: now } : denied("publish", topic)];
 
     const packetId = packet.packetId!;
     const known = packet.qos === 2 ? this.#store.inboundQos2(packetId) : undefined;
@@ -370,7 +392,7 @@ export class Session {
       // Taken in before a crash, and not known to have reached every subscriber (PUBREC was
       // never sent): route it again under the same identifier; sessions that took it in
       // already drop the copy, so it arrives once.
-      return this.#routeForAck({ ...message, messageId: known.messageId }, packetId, 2);
+      return this.#routeForAck({ ...message, messageId: known.messageId }, packetId, 2, now);
     }
     // More unacknowledged QoS 1/2 publishes than the Receive Maximum we announced [MQTT-3.3.4-9]:
     // counted are only the QoS 2 messages whose PUBREC went out and whose PUBREL the client
@@ -389,7 +411,7 @@ export class Session {
       this.#store.addInboundQos2(packetId, message.messageId);
       this.#qos2Count = this.#inboundQos2Count() + 1;
     }
-    return this.#routeForAck(message, packetId, packet.qos);
+    return this.#routeForAck(message, packetId, packet.qos, now);
   }
 
   /**
@@ -407,10 +429,10 @@ export class Session {
   }
 
   /** Route a QoS 1/2 publish; its PUBACK or PUBREC waits for routed() (see #flushAcks). */
-  #routeForAck(message: Message, packetId: number, qos: 1 | 2): Effect[] {
+  #routeForAck(message: Message, packetId: number, qos: 1 | 2, receivedAt: number): Effect[] {
     const ticket = this.#nextTicket++;
     this.#pendingAcks.push({ ticket, packetId, qos, done: false, matched: 0 });
-    return [{ kind: "route", message, ticket }];
+    return [{ kind: "route", message, ticket, receivedAt }];
   }
 
   /** A routed QoS 1/2 publish is durably accepted by every subscriber's session. */
@@ -544,7 +566,10 @@ export class Session {
     }
     const ticket = this.#nextTicket++;
     this.#pendingSubscribes.set(ticket, { packetId: packet.packetId, reasonCodes });
-    return [...denials, { kind: "subscribe", ticket, clientId: this.record!.clientId, subscriptions: requests }];
+    // The time it was received: the shards replay what they routed from then on (core/session/recent.ts).
+    const connectedAt = this.record!.connection?.connectedAt;
+    return [...denials, { kind: "subscribe", ticket, clientId: this.record!.clientId, subscriptions: requests, receivedAt: now,
+      ...(connectedAt !== undefined && { connectedAt }) }];
   }
 
   /** The shards hold the new subscriptions: acknowledge [MQTT-3.8.4-1]. Retained messages follow via `deliver`. */
@@ -638,6 +663,10 @@ export class Session {
       return effects;
     }
     if (record.expiryInterval !== NEVER) record.expiresAt = now + record.expiryInterval * 1000;
+    // Sent and not stored yet: kept for the next connection, which sends it again (4.4); and
+    // the acknowledged entries of stored groups go, or the next connection gets them again.
+    this.#outbound.persist();
+    this.#outbound.compact();
     this.#save(record);
     return effects;
   }
@@ -683,11 +712,12 @@ export class Session {
 
   /**
    * Messages routed to this session. QoS 1/2 ones are stored before this returns, which is
-   * what lets the publisher's PUBACK mean "durably accepted". Returns false when there is
-   * no session any more, so the caller can forget the stale subscription.
+   * what lets the publisher's PUBACK mean "durably accepted"; with `defer`, QoS 1 ones sent
+   * at once are stored later unless acknowledged first (OutboundFlow.deliver). Returns false
+   * when there is no session any more, so the caller can forget the stale subscription.
    */
-  deliver(deliveries: Delivery[], now: number, backlog = 0): { effects: Effect[]; live: boolean } {
-    return this.#flow.deliver(deliveries, now, backlog);
+  deliver(deliveries: Delivery[], now: number, backlog = 0, defer = false): { effects: Effect[]; live: boolean } {
+    return this.#flow.deliver(deliveries, now, backlog, defer);
   }
 
   // ---------------------------------------------------------------- inbound QoS 2

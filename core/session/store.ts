@@ -54,6 +54,14 @@ export interface OutboundEntry {
   delivery: Delivery;
   packetId?: number;
   state: OutboundState;
+  /** One of several QoS 1 messages stored together under one `seq` (`enqueueSentGroup`). */
+  grouped?: boolean;
+}
+
+/** A QoS 1 message sent to the client, stored with others in one row. */
+export interface SentEntry {
+  delivery: Delivery;
+  packetId: number;
 }
 
 /**
@@ -74,7 +82,18 @@ export interface SessionStore {
 
   /** Append to the outbound queue; returns its sequence number, greater than every entry present. */
   enqueue(delivery: Delivery, state: OutboundState, packetId?: number): number;
-  /** Entries in sequence order, at most `limit`. */
+  /**
+   * Store QoS 1 messages already sent to the client (state `sent`) together, under one
+   * sequence number: one row written for all of them, where `enqueue` writes one each.
+   * Each is listed on its own by `inFlight` and the counts, with `grouped` set.
+   */
+  enqueueSentGroup(entries: SentEntry[]): number;
+  /**
+   * Keep only the entries of group `seq` whose packet identifiers are listed (the others were
+   * acknowledged); deletes the group when none is left.
+   */
+  keepInGroup(seq: number, packetIds: number[]): void;
+  /** Entries in sequence order (a group's in its own order), at most `limit`. */
   outbound(limit: number): OutboundEntry[];
   outboundCount(): number;
   /** Entries sent and not yet fully acknowledged (state `sent` or `released`). */
@@ -84,7 +103,9 @@ export interface SessionStore {
   /** The oldest `queued` entries, in sequence order, at most `limit`. */
   queued(limit: number): OutboundEntry[];
   outboundByPacketId(packetId: number): OutboundEntry | undefined;
+  /** Change one ungrouped entry (a group's entries only ever leave it: `keepInGroup`). */
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void;
+  /** Delete an entry, or a whole group. */
   deleteOutbound(seq: number): void;
   /** Drop the oldest queued entry (not in flight); returns its `deliverySize`, if there was one. */
   dropOldestQueued(): { size: number } | undefined;

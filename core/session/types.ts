@@ -114,10 +114,19 @@ export type Effect =
   | { kind: "send"; packet: Packet; bytes: Uint8Array }
   /** Close the network connection after the sends before it. */
   | { kind: "close"; reason: number }
-  /** Route a message into the topic space; when `ticket` is set, report back with `routed(ticket, matched)`. */
-  | { kind: "route"; message: Message; ticket?: number }
-  /** Register subscriptions on the shards, then report back with `subscribed(ticket, retained)`. */
-  | { kind: "subscribe"; ticket: number; clientId: string; subscriptions: SubscribeRequest[] }
+  /**
+   * Route a message into the topic space; when `ticket` is set, report back with `routed(ticket, matched)`.
+   * `receivedAt`: when this session received the PUBLISH (epoch ms; absent for a Will), which
+   * the shard keeps with the message for a SUBSCRIBE still on its way (core/session/recent.ts).
+   */
+  | { kind: "route"; message: Message; ticket?: number; receivedAt?: number }
+  /**
+   * Register subscriptions on the shards, then report back with `subscribed(ticket, retained)`.
+   * `receivedAt`: when this session received the SUBSCRIBE (epoch ms): the shards replay what
+   * they routed from then on and the session did not get. `connectedAt`: when its connection
+   * began, before which nothing is replayed.
+   */
+  | { kind: "subscribe"; ticket: number; clientId: string; subscriptions: SubscribeRequest[]; receivedAt: number; connectedAt?: number }
   /** Remove the session's subscriptions from the shards (also after the session itself is gone). */
   | { kind: "unsubscribe"; clientId: string; filters: string[] }
   /** Tell the device registry about presence changes (batched by the host). */

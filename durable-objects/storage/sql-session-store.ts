@@ -1,4 +1,4 @@
-import type { InboundQos2, OutboundEntry, OutboundState, SessionRecord, SessionStore } from "../../core/session/store";
+import type { InboundQos2, OutboundEntry, OutboundState, SentEntry, SessionRecord, SessionStore } from "../../core/session/store";
 import { deliverySize } from "../../core/session/outbound";
 import type { Delivery, Subscription } from "../../core/session/types";
 import { decodeJson, encodeJson } from "./json";
@@ -16,7 +16,10 @@ const SCHEMA = [
   // (sqlite_sequence, index entries), and rows written are what storage is billed on. A
   // rowid primary key still grows with each insert; the table is small (in flight + queue).
   // `size`: deliverySize of the entry, so the queue's bound in bytes is read without decoding rows.
-  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0)`,
+  // A group (enqueueSentGroup): state 'sent', no packet_id, `delivery` holds the JSON array of
+  // its entries (each with its packet identifier), `entries` how many: several QoS 1 messages
+  // for one row written.
+  `CREATE TABLE IF NOT EXISTS outbound (seq INTEGER PRIMARY KEY, packet_id INTEGER, state TEXT NOT NULL, delivery TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, entries INTEGER NOT NULL DEFAULT 1)`,
   `DROP INDEX IF EXISTS outbound_packet_id`,
   // `routed`: every subscriber's session accepted the message, so PUBREC may go (see Session).
   `CREATE TABLE IF NOT EXISTS inbound_qos2_messages (packet_id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, routed INTEGER NOT NULL)`,
@@ -27,7 +30,8 @@ const LEGACY_QOS2 = "inbound_qos2";
 
 /**
  * SessionStore over Durable Object SQLite. Each call is one statement or a few; rows written
- * per QoS 1 delivery sent at once: one insert and one delete.
+ * per QoS 1 delivery sent at once: one insert and one delete, or a share of a group's
+ * (enqueueSentGroup: one insert and one delete for all of its messages).
  */
 export class SqlSessionStore implements SessionStore {
   readonly #sql: SqlExec;
@@ -38,6 +42,10 @@ export class SqlSessionStore implements SessionStore {
     if (!this.#rows(`SELECT 1 AS x FROM pragma_table_info('outbound') WHERE name = 'size'`).length) {
       // Stored before the queue had a byte bound: its entries count as 0 bytes until sent.
       sql.exec(`ALTER TABLE outbound ADD COLUMN size INTEGER NOT NULL DEFAULT 0`);
+    }
+    if (!this.#rows(`SELECT 1 AS x FROM pragma_table_info('outbound') WHERE name = 'entries'`).length) {
+      // Stored before groups: every row is one entry.
+      sql.exec(`ALTER TABLE outbound ADD COLUMN entries INTEGER NOT NULL DEFAULT 1`);
     }
     const legacy = this.#rows(`SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?`, LEGACY_QOS2);
     if (legacy.length > 0) {
@@ -97,21 +105,37 @@ export class SqlSessionStore implements SessionStore {
       [0]!;
     return row.seq;
   }
+  enqueueSentGroup(entries: SentEntry[]): number {
+    const row = this.#rows<{ seq: number }>(
+      `INSERT INTO outbound (packet_id, state, delivery, size, entries) VALUES (NULL, 'sent', ?, 0, ?) RETURNING seq`,
+      encodeJson(entries),
+      entries.length,
+    )[0]!;
+    return row.seq;
+  }
+  keepInGroup(seq: number, packetIds: number[]): void {
+    const row = this.#rows<OutboundRow>(`SELECT seq, packet_id, state, delivery FROM outbound WHERE seq = ?`, seq)[0];
+    if (!row || !isGroup(row)) return;
+    const keep = new Set(packetIds);
+    const left = decodeJson<SentEntry[]>(row.delivery).filter((e) => keep.has(e.packetId));
+    if (left.length === 0) this.deleteOutbound(seq);
+    else this.#sql.exec(`UPDATE outbound SET delivery = ?, entries = ? WHERE seq = ?`, encodeJson(left), left.length, seq);
+  }
   outbound(limit: number): OutboundEntry[] {
     return this.#rows<OutboundRow>(`SELECT seq, packet_id, state, delivery FROM outbound ORDER BY seq LIMIT ?`, limit)
-      
-      .map(toEntry);
+      .flatMap(toEntries)
+      .slice(0, limit);
   }
   outboundCount(): number {
-    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound`)[0]!.n;
+    return this.#rows<{ n: number }>(`SELECT coalesce(sum(entries), 0) AS n FROM outbound`)[0]!.n;
   }
   inFlightCount(): number {
-    return this.#rows<{ n: number }>(`SELECT count(*) AS n FROM outbound WHERE state != 'queued'`)[0]!.n;
+    return this.#rows<{ n: number }>(`SELECT coalesce(sum(entries), 0) AS n FROM outbound WHERE state != 'queued'`)[0]!.n;
   }
   inFlight(): OutboundEntry[] {
     return this.#rows<OutboundRow>(
       `SELECT seq, packet_id, state, delivery FROM outbound WHERE state != 'queued' ORDER BY seq`,
-    ).map(toEntry);
+    ).flatMap(toEntries);
   }
   queued(limit: number): OutboundEntry[] {
     return this.#rows<OutboundRow>(
@@ -125,11 +149,15 @@ export class SqlSessionStore implements SessionStore {
         packetId,
       )
       [0];
-    return row ? toEntry(row) : undefined;
+    if (row) return toEntry(row);
+    const groups = this.#rows<OutboundRow>(`SELECT seq, packet_id, state, delivery FROM outbound WHERE packet_id IS NULL AND state != 'queued' ORDER BY seq`);
+    return groups.flatMap(toEntries).find((e) => e.packetId === packetId);
   }
   updateOutbound(seq: number, state: OutboundState, packetId?: number): void {
-    if (packetId === undefined) this.#sql.exec(`UPDATE outbound SET state = ? WHERE seq = ?`, state, seq);
-    else this.#sql.exec(`UPDATE outbound SET state = ?, packet_id = ? WHERE seq = ?`, state, packetId, seq);
+    // Never a group (no packet_id while in flight): its entries only leave it.
+    const ungrouped = `seq = ? AND NOT (packet_id IS NULL AND state != 'queued')`;
+    if (packetId === undefined) this.#sql.exec(`UPDATE outbound SET state = ? WHERE ${ungrouped}`, state, seq);
+    else this.#sql.exec(`UPDATE outbound SET state = ?, packet_id = ? WHERE ${ungrouped}`, state, packetId, seq);
   }
   deleteOutbound(seq: number): void {
     this.#sql.exec(`DELETE FROM outbound WHERE seq = ?`, seq);
@@ -182,6 +210,16 @@ interface OutboundRow {
   packet_id: number | null;
   state: string;
   delivery: string;
+}
+
+/** A group row: in flight without a packet identifier of its own (queued rows have none either). */
+function isGroup(row: OutboundRow): boolean {
+  return row.packet_id === null && row.state !== "queued";
+}
+
+function toEntries(row: OutboundRow): OutboundEntry[] {
+  if (!isGroup(row)) return [toEntry(row)];
+  return decodeJson<SentEntry[]>(row.delivery).map((e) => ({ seq: row.seq, delivery: e.delivery, packetId: e.packetId, state: "sent" as const, grouped: true }));
 }
 
 function toEntry(row: OutboundRow): OutboundEntry {

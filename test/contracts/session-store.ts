@@ -320,6 +320,103 @@ export function sessionStoreContract(name: string, makeStore: () => SessionStore
         expect(store.outboundCount()).toBe(3);
       });
 
+      describe("groups of sent QoS 1 entries (one row for several messages)", () => {
+        it("lists a group's entries in its place in sequence order, each with its packet identifier", () => {
+          const before = store.enqueue(delivery("before"), "sent", 1);
+          const group = store.enqueueSentGroup([
+            { delivery: delivery("g1"), packetId: 2 },
+            { delivery: delivery("g2", 1, { subscriptionIds: [4] }), packetId: 3 },
+          ]);
+          const after = store.enqueue(delivery("after", 2), "released", 4);
+          store.enqueue(delivery("queued"), "queued");
+          expect(before).toBeLessThan(group);
+          expect(group).toBeLessThan(after);
+          const inFlight = store.inFlight();
+          expect(inFlight.map((e) => [e.seq, e.packetId, e.state, e.grouped === true])).toStrictEqual([
+            [before, 1, "sent", false],
+            [group, 2, "sent", true],
+            [group, 3, "sent", true],
+            [after, 4, "released", false],
+          ]);
+          expect(inFlight[2]!.delivery).toStrictEqual(delivery("g2", 1, { subscriptionIds: [4] }));
+          expect(store.outbound(10).map((e) => e.delivery.message.topic)).toStrictEqual(["t/before", "t/g1", "t/g2", "t/after", "t/queued"]);
+          expect(store.outbound(2).map((e) => e.delivery.message.topic)).toStrictEqual(["t/before", "t/g1"]);
+        });
+
+        it("counts entries, not rows, and is never taken for a queued entry", () => {
+          store.enqueueSentGroup([
+            { delivery: delivery("a"), packetId: 1 },
+            { delivery: delivery("b"), packetId: 2 },
+            { delivery: delivery("c"), packetId: 3 },
+          ]);
+          store.enqueue(delivery("q"), "queued");
+          expect(store.inFlightCount()).toBe(3);
+          expect(store.outboundCount()).toBe(4);
+          expect(store.queued(10).map((e) => e.delivery.message.topic)).toStrictEqual(["t/q"]);
+          expect(store.queuedBytes()).toBe(deliverySize(delivery("q")));
+          expect(store.dropOldestQueued()).toStrictEqual({ size: deliverySize(delivery("q")) });
+          expect(store.inFlightCount()).toBe(3);
+        });
+
+        it("finds a grouped entry by packet identifier", () => {
+          const seq = store.enqueueSentGroup([
+            { delivery: delivery("a"), packetId: 10 },
+            { delivery: delivery("b"), packetId: 11 },
+          ]);
+          expect(store.outboundByPacketId(11)).toMatchObject({ seq, packetId: 11, state: "sent", grouped: true });
+          expect(store.outboundByPacketId(12)).toBeUndefined();
+        });
+
+        it("keepInGroup keeps the listed entries in order, and deletes the group when none is left", () => {
+          const seq = store.enqueueSentGroup([
+            { delivery: delivery("a"), packetId: 1 },
+            { delivery: delivery("b"), packetId: 2 },
+            { delivery: delivery("c"), packetId: 3 },
+          ]);
+          store.keepInGroup(seq, [3, 1]);
+          expect(store.inFlight().map((e) => [e.seq, e.packetId])).toStrictEqual([
+            [seq, 1],
+            [seq, 3],
+          ]);
+          store.keepInGroup(seq, []);
+          expect(store.inFlight()).toStrictEqual([]);
+          expect(store.outboundCount()).toBe(0);
+        });
+
+        it("updateOutbound leaves a group alone; deleteOutbound deletes all of it", () => {
+          const seq = store.enqueueSentGroup([
+            { delivery: delivery("a"), packetId: 1 },
+            { delivery: delivery("b"), packetId: 2 },
+          ]);
+          store.updateOutbound(seq, "released", 9);
+          expect(store.inFlight().map((e) => [e.packetId, e.state])).toStrictEqual([
+            [1, "sent"],
+            [2, "sent"],
+          ]);
+          store.deleteOutbound(seq);
+          expect(store.outboundCount()).toBe(0);
+        });
+
+        it("clear forgets groups", () => {
+          store.enqueueSentGroup([
+            { delivery: delivery("a"), packetId: 1 },
+            { delivery: delivery("b"), packetId: 2 },
+          ]);
+          store.clear();
+          expect(store.inFlight()).toStrictEqual([]);
+        });
+
+        it("keeps its own copies", () => {
+          const d = delivery("a");
+          store.enqueueSentGroup([
+            { delivery: d, packetId: 1 },
+            { delivery: delivery("b"), packetId: 2 },
+          ]);
+          d.message.topic = "changed";
+          expect(store.inFlight()[0]!.delivery.message.topic).toBe("t/a");
+        });
+      });
+
       it("keeps its own copy of an enqueued delivery", () => {
         const d = delivery("a");
         store.enqueue(d, "queued");

@@ -206,6 +206,11 @@ async function outboundCount(clientId: string): Promise<number> {
   return runInDurableObject(sessionStub(clientId), (_i, state) => new SqlSessionStore(state.storage.sql).outboundCount());
 }
 
+/** Rows of the outbound table (a group of messages is one). */
+async function outboundRows(clientId: string): Promise<number> {
+  return runInDurableObject(sessionStub(clientId), (_i, state) => state.storage.sql.exec(`SELECT count(*) AS n FROM outbound`).one().n as number);
+}
+
 async function inboundQos2Count(clientId: string): Promise<number> {
   return runInDurableObject(sessionStub(clientId), (_i, state) => new SqlSessionStore(state.storage.sql).inboundQos2Count());
 }
@@ -301,7 +306,7 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     pub.close();
   });
 
-  it("QoS 1 deliver() calls arriving together (from several shards) share one storing turn: each returns once its messages are stored", async () => {
+  it("QoS 1 deliver() calls arriving together (from several shards) are sent at once and stored in one row: each returns once its messages are stored", async () => {
     const sid = unique("grp");
     const { client: sub } = await connect(route, v, sid);
     const delivery = (payload: string) => ({
@@ -313,10 +318,36 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     const results = await Promise.all([stub.deliver([delivery("a"), delivery("b")]), stub.deliver([delivery("c")]), stub.deliver([delivery("d")])]);
     expect(results).toEqual([{ live: true }, { live: true }, { live: true }]);
     expect(await outboundCount(sid)).toBe(4); // all stored by the time the calls returned
+    expect(await outboundRows(sid)).toBe(1); // in one row
     const got = [await sub.next("publish"), await sub.next("publish"), await sub.next("publish"), await sub.next("publish")];
     expect(got.map((p) => text(p.payload))).toEqual(["a", "b", "c", "d"]);
-    for (const p of got) sub.send({ type: "puback", packetId: p.packetId! });
-    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(0); // acknowledged rows go on the flush timer
+    for (const p of got.slice(0, 3)) sub.send({ type: "puback", packetId: p.packetId! });
+    // The group is rewritten with the one left (a wake from hibernation must not send the others again).
+    await expect.poll(() => outboundCount(sid), { timeout: 2000, interval: 10 }).toBe(1);
+    sub.send({ type: "puback", packetId: got[3]!.packetId! });
+    await expect.poll(() => outboundRows(sid), { timeout: 2000, interval: 10 }).toBe(0); // acknowledged rows go on the flush timer
+    sub.close();
+  });
+
+  it("QoS 1 messages the client acknowledges at once are never written; deliver() returns after the acknowledgements", async () => {
+    const sid = unique("ack");
+    const { client: sub } = await connect(route, v, sid);
+    const delivery = (payload: string) => ({
+      message: { topic: "ack/t", payload: enc(payload), qos: 1 as const, retain: false, origin: "someone" },
+      qos: 1 as const,
+      retain: false,
+    });
+    const stub = sessionStub(sid);
+    const call = stub.deliver([delivery("a"), delivery("b")]);
+    // Acknowledge as the messages arrive: the call cannot return before.
+    for (let i = 0; i < 2; i++) {
+      const p = await sub.next("publish");
+      sub.send({ type: "puback", packetId: p.packetId! });
+    }
+    expect(await call).toEqual({ live: true });
+    // Not written: a row stored and then acknowledged would still be here, its delete waiting
+    // for the 50 ms flush timer (test/core/session/16-deferred-store.test.ts counts the writes).
+    expect(await outboundRows(sid)).toBe(0);
     sub.close();
   });
 
