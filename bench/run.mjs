@@ -784,7 +784,10 @@ function besideMosquitto(scenarios) {
   return out;
 }
 
-/** @param {Record<string, any>} sc */
+/**
+ * @param {Record<string, any>} sc
+ * @returns {{ name: string, target: string, value: any, met: boolean | null, note?: string }[]}
+ */
 function targets(sc) {
   const fin0 = sc["fan-in-q0-lean"];
   const fin1 = sc["fan-in-q1-lean"];
@@ -801,6 +804,19 @@ function targets(sc) {
   };
   const calls = fin0?.broker?.cost?.doCallsPerMsg ?? null;
   const conn = sc.connections?.broker;
+  // Issue 15: QoS 1 rows and $ against AWS IoT Core, MQTT.js on plain /mqtt against the fast path.
+  const qos1 = ["fan-in-q1-lean", "fan-out-q1-lean"].flatMap((k) => {
+    const cost = sc[k]?.broker?.cost;
+    const rows = cost?.rowsWrittenPerMsg ?? null;
+    const ratio = cost?.usdPerMillion != null && cost?.awsIotUsdPerMillion ? round(cost.usdPerMillion / cost.awsIotUsdPerMillion, 3) : null;
+    return [
+      { name: `SQLite rows written per delivery, ${k}`, target: "<= 0.25", value: rows, met: rows === null ? null : rows <= 0.25 },
+      { name: `$ per million vs AWS IoT Core, ${k}`, target: "<= 0.5 of AWS", value: ratio, met: ratio === null ? null : ratio <= 0.5 },
+    ];
+  });
+  const fin0m = sc["fan-in-q0-mqttjs"]?.broker;
+  const mqttjsCalls = fin0m?.cost?.doCallsPerMsg ?? null;
+  const cpuRatio = fin0m?.brokerCpuUsPerMsg && fin0?.broker?.brokerCpuUsPerMsg ? round(fin0m.brokerCpuUsPerMsg / fin0.broker.brokerCpuUsPerMsg, 3) : null;
   return [
     { name: "fan-in QoS 0 (lean) vs relay", target: ">= 0.5 of relay", value: r0, met: r0 === null ? null : r0 >= 0.5 },
     { name: "fan-in QoS 1 (lean) vs relay QoS 0", target: ">= 0.3 of relay", value: r1, met: r1 === null ? null : r1 >= 0.3 },
@@ -809,6 +825,9 @@ function targets(sc) {
       return { name: `p99 latency at 1,000 msg/s (QoS ${q})`, target: "< 10 ms in every window", value: v, met: v === null ? null : v < 10, ...windowNote(`latency-q${q}`) };
     }),
     { name: "DO calls per delivered message, fan-in QoS 0", target: "<= 1.2", value: calls, met: calls === null ? null : calls <= 1.2 },
+    ...qos1,
+    { name: "DO calls per delivered message, fan-in QoS 0, MQTT.js on plain /mqtt", target: "<= 1.2", value: mqttjsCalls, met: mqttjsCalls === null ? null : mqttjsCalls <= 1.2 },
+    { name: "CPU per message, MQTT.js on plain /mqtt vs lean on the fast path (fan-in QoS 0)", target: "<= 1.5", value: cpuRatio, met: cpuRatio === null ? null : cpuRatio <= 1.5 },
     {
       name: "concurrent idle connections",
       target: ">= 10000",

@@ -396,7 +396,11 @@ export class SessionDO extends DurableObject<Env> {
     const view = this.#session.admin.describe();
     if (!view) return null;
     const link = view.connected ? this.#currentLink() : undefined;
-    return { ...view, route: link === undefined ? null : link.kind === "local" ? "fast" : "relay" };
+    if (link === undefined) return { ...view, route: null };
+    // Relayed: by a ConnectionDO (remote link), or by the Worker (a local socket it opened).
+    const ws = link.kind === "local" ? this.#localSocket(link.linkId) : undefined;
+    const relayed = link.kind === "remote" || (ws !== undefined && readState(ws)?.relayed === true);
+    return { ...view, route: relayed ? "relay" : "fast" };
   }
 
   /**

@@ -47,13 +47,19 @@ export interface SocketState {
   admission?: string;
   /** The client certificate's user name the Worker found at the upgrade (CERT_USER_HEADER). */
   certificateUser?: string;
+  /** The client connected to plain `/mqtt` and the Worker relays its socket (RELAYED_HEADER). */
+  relayed?: boolean;
 }
 
+/** Header: set by the Worker on the upgrade it makes for a client it relays (worker/relay.ts); removed from any other. */
+export const RELAYED_HEADER = "X-Edge-Mqtt-Relayed";
+
 /** What the Worker tells the object about an upgrade, in headers (kept on the socket until CONNECT). */
-export function upgradeContext(request: Request): Pick<SocketState, "admission" | "certificateUser"> {
+export function upgradeContext(request: Request): Pick<SocketState, "admission" | "certificateUser" | "relayed"> {
   const admission = request.headers.get(ADMISSION_HEADER);
   const certificateUser = certificateUserOf(request.headers);
-  return { ...(admission && { admission }), ...(certificateUser !== undefined && { certificateUser }) };
+  const relayed = request.headers.get(RELAYED_HEADER) === "worker";
+  return { ...(admission && { admission }), ...(certificateUser !== undefined && { certificateUser }), ...(relayed && { relayed }) };
 }
 
 /**

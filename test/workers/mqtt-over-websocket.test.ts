@@ -206,6 +206,11 @@ async function outboundCount(clientId: string): Promise<number> {
   return runInDurableObject(sessionStub(clientId), (_i, state) => new SqlSessionStore(state.storage.sql).outboundCount());
 }
 
+/** A QoS 1 delivery as a shard sends it to a session's deliver(). */
+function qos1Delivery(topic: string, payload: string) {
+  return { message: { topic, payload: enc(payload), qos: 1 as const, retain: false, origin: "someone" }, qos: 1 as const, retain: false };
+}
+
 /** Rows of the outbound table (a group of messages is one). */
 async function outboundRows(clientId: string): Promise<number> {
   return runInDurableObject(sessionStub(clientId), (_i, state) => state.storage.sql.exec(`SELECT count(*) AS n FROM outbound`).one().n as number);
@@ -309,11 +314,7 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
   it("QoS 1 deliver() calls arriving together (from several shards) are sent at once and stored in one row: each returns once its messages are stored", async () => {
     const sid = unique("grp");
     const { client: sub } = await connect(route, v, sid);
-    const delivery = (payload: string) => ({
-      message: { topic: "grp/t", payload: enc(payload), qos: 1 as const, retain: false, origin: "someone" },
-      qos: 1 as const,
-      retain: false,
-    });
+    const delivery = (payload: string) => qos1Delivery("grp/t", payload);
     const stub = sessionStub(sid);
     const results = await Promise.all([stub.deliver([delivery("a"), delivery("b")]), stub.deliver([delivery("c")]), stub.deliver([delivery("d")])]);
     expect(results).toEqual([{ live: true }, { live: true }, { live: true }]);
@@ -332,11 +333,7 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
   it("QoS 1 messages the client acknowledges at once are never written; deliver() returns after the acknowledgements", async () => {
     const sid = unique("ack");
     const { client: sub } = await connect(route, v, sid);
-    const delivery = (payload: string) => ({
-      message: { topic: "ack/t", payload: enc(payload), qos: 1 as const, retain: false, origin: "someone" },
-      qos: 1 as const,
-      retain: false,
-    });
+    const delivery = (payload: string) => qos1Delivery("ack/t", payload);
     const stub = sessionStub(sid);
     const call = stub.deliver([delivery("a"), delivery("b")]);
     // Acknowledge as the messages arrive: the call cannot return before.

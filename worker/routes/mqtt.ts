@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { countInWorker } from "../../durable-objects/metrics";
+import { RELAYED_HEADER } from "../../durable-objects/socket";
 import { sameSecret } from "../auth";
 import type { AppEnv, Env } from "../env";
 import { ProblemException, refuse } from "../problem";
@@ -113,6 +114,8 @@ async function forwardUpgrade(env: Env, request: Request, clientIdHint: string, 
   let response: Response;
   try {
     const headers = upgradeHeaders(env, request, token, address);
+    // The Worker relay's own upgrade (a URL of its making): the session reports the route as "relay".
+    if (url !== undefined) headers.set(RELAYED_HEADER, "worker");
     response = await routeUpgrade(env, clientIdHint).fetch(url === undefined ? new Request(request, { headers }) : new Request(url, { headers }));
   } catch (err) {
     if (token !== undefined) releaseAdmission(env, token);
@@ -192,6 +195,7 @@ export function upgradeHeaders(env: Env, request: Request, token: string | undef
   headers.delete(CERT_USER_HEADER);
   headers.delete(BRIDGE_SECRET_HEADER);
   headers.delete(BRIDGE_ADDRESS_HEADER);
+  headers.delete(RELAYED_HEADER);
   if (address !== undefined && address !== "") headers.set("CF-Connecting-IP", address);
   if (token !== undefined) headers.set(ADMISSION_HEADER, token);
   const user = certificateUser(request.cf as CertificateCf | undefined, env);
