@@ -24,7 +24,7 @@ export default defineConfig({
           // partial-packets, auth-connect) test that path; the Worker relay is tested with its own
           // env (worker-relay.test.ts) and end to end (test/e2e/worker-relay.test.ts).
           MQTT_RELAY: "object",
-          // Long enough for a test client's PUBACK to arrive first (the default, 4 ms, is the
+          // Long enough for a test client's PUBACK to arrive first (the default, 6 ms, is the
           // e2e suites' and the bench's): tests see both a message never written and a stored one.
           QOS1_STORE_DELAY_MS: "250",
           TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),

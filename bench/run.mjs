@@ -20,6 +20,8 @@
 //                      the latency scenarios record N consecutive windows of S seconds and
 //                      report p99 per window, worst and median (full: 4 of 15 s; quick: 1 of 3 s)
 //   --runtime NAME     passed to startBroker as `runtime` (recorded in the JSON)
+//   --var NAME=VALUE   a broker var for this run, over wrangler.toml's (repeatable; e.g.
+//                      LINK_MIN_RATE=off to compare with links off)
 //   --only a,b         only scenarios whose name starts with one of these
 //   --connections N    how many idle connections to try (default 10,000; --quick 500)
 //   --hold-ms MS       how long the idle connections are held before they are counted (default
@@ -38,7 +40,7 @@ import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as brokerProcess from "../scripts/broker-process.mjs";
-import { argFromArgs, getFreePort, NO_NETWORK_ENV, ROOT, startBroker } from "../scripts/broker-process.mjs";
+import { argFromArgs, getFreePort, NO_NETWORK_ENV, ROOT, startBroker, varsFromArgs } from "../scripts/broker-process.mjs";
 import { cpuDelta, fdKinds, openFileLimit, schedstat, treeCpu, treePids, treeRss } from "./lib/proc.mjs";
 import { packageVersion, workerdVersion } from "./lib/versions.mjs";
 import { bundleCodec, startWorker } from "./lib/workers.mjs";
@@ -61,6 +63,8 @@ const runtime = argFromArgs("--runtime", args);
 const only = (argFromArgs("--only", args) ?? "").split(",").filter(Boolean);
 const out = argFromArgs("--out", args) ?? join(HERE, "results", "latest.json");
 const withMosquitto = args.includes("--mosquitto");
+/** `--var NAME=VALUE`: the broker's vars for this run (LINK_MIN_RATE=off, QOS1_STORE_DELAY_MS=10...). */
+const brokerVars = varsFromArgs(args);
 const mosquittoExtra = (argFromArgs("--mosquitto-conf", args) ?? "").split(";").map((l) => l.trim()).filter(Boolean);
 
 const P = quick
@@ -608,7 +612,7 @@ async function startLocalOnce(configPath) {
     // (bench/overload measures them). Everything else is the configuration as deployed.
     // Anonymous clients, as the local default (.dev.vars may be absent: a fresh clone; the
     // committed wrangler.toml has it off); bench/security measures authentication's cost.
-    ...(configPath ? {} : { vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0", ALLOW_ANONYMOUS: "true" } }),
+    ...(configPath ? {} : { vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0", ALLOW_ANONYMOUS: "true", ...brokerVars } }),
   };
   try {
     const b = await startBroker(/** @type {any} */ (options));
@@ -996,6 +1000,7 @@ async function main() {
     mode: quick ? "quick" : "full",
     runtime: runtimeName,
     target: targetUrl ?? "local broker (startBroker)",
+    ...(Object.keys(brokerVars).length > 0 ? { brokerVars } : {}),
     ...(mosq ? { mosquitto: { version: (await mosquittoVersion()) ?? null, url: mosq.url, config: "bench/mosquitto/mosquitto.conf", extraConfig: mosquittoExtra, transport: "tcp" } } : {}),
     parameters: { ...P, latencyRatePerSec: LATENCY_RATE, payloadBytes: PAYLOAD, clientProcesses: W.length },
     prices: PRICE,

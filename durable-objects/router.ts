@@ -5,6 +5,7 @@ import { Batcher } from "../core/util/batcher";
 import { messageSize } from "../core/session/outbound";
 import { RPC_CALL_BYTES, shardCountFromEnv, shardName } from "./config";
 import type { TopicShardDO } from "./topic-shard";
+import { linkRequest, type Links } from "./link";
 
 /** A message on its way to a shard, with when its publisher's session received it. */
 interface Routed {
@@ -22,10 +23,13 @@ export class Router {
   readonly #shardCount: number;
   readonly #stubs = new Map<number, DurableObjectStub<TopicShardDO>>();
   readonly #publishQueues = new Map<number, Batcher<Routed, number>>();
+  readonly #links: Links | undefined;
 
-  constructor(env: Env) {
+  /** `links`: the session's links (durable-objects/link.ts); without, every publish call is an RPC. */
+  constructor(env: Env, links?: Links) {
     this.#env = env;
     this.#shardCount = shardCountFromEnv(env);
+    this.#links = links;
   }
 
   #shard(index: number) {
@@ -46,9 +50,18 @@ export class Router {
     let queue = this.#publishQueues.get(index);
     if (!queue) {
       const shard = this.#shard(index);
+      const link = this.#links?.to(() => shard.fetch(linkRequest()));
       queue = new Batcher(
-        async (items: Routed[]) =>
-          (await shard.publishBatch(items.map((i) => i.message), items.map((i) => i.receivedAt ?? null))).map((r) => r.matched),
+        async (items: Routed[]) => {
+          const messages = items.map((i) => i.message);
+          const receivedAt = items.map((i) => i.receivedAt ?? null);
+          const rpc = () => shard.publishBatch(messages, receivedAt);
+          // One QoS 0 message: nobody waits for its count (no PUBACK), so on a link it may go as a
+          // cast. More than one means messages queued behind the last call: calls then, whose
+          // answer's wait lets the next batch grow (casts would send each turn's alone).
+          const cast = messages.length === 1 && messages[0]!.qos === 0 ? { assumed: [{ matched: 0 }] } : undefined;
+          return (await (link ? link.call("publishBatch", [messages, receivedAt], rpc, cast) : rpc())).map((r) => r.matched);
+        },
         512,
         (item) => messageSize(item.message),
         RPC_CALL_BYTES,

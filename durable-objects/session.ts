@@ -12,6 +12,7 @@ import { Meter } from "./metrics";
 import { PresenceSender, presenceLeaseMs } from "./presence";
 import { renewalDeadline, renewalDue, type Ending } from "../core/presence";
 import { Router } from "./router";
+import { LINK_HEADER, Links, acceptLink, answerLinkCall, isLinkSocket, linkOptionsFromEnv, type LinkHandlers } from "./link";
 import {
   acceptSocket,
   admitFirstPacket,
@@ -98,6 +99,11 @@ export class SessionDO extends DurableObject<Env> {
   /** The ACL rules of this isolate (worker/security/acl-cache.ts), behind the session's checks. */
   readonly #acl: AclCache;
   readonly #gate: ConnectGate;
+  /** What this session answers on a shard's link (durable-objects/link.ts). */
+  readonly #linkHandlers: LinkHandlers = {
+    // A cast delivery (QoS 0) is reported only when this session is gone: the shard then forgets it.
+    deliver: { run: (deliveries: Delivery[]) => this.#deliver(deliveries), report: (r) => !(r as { live: boolean }).live },
+  };
   /** Messages of a socket wait here while an earlier one is still being handled (CONNECT authenticating). */
   readonly #inOrder = new InOrder<WebSocket>();
   /** Connections whose CONNECT is being authenticated, and those of them that ended meanwhile. */
@@ -116,7 +122,7 @@ export class SessionDO extends DurableObject<Env> {
     this.#acl = aclCache(env);
     this.#gate = new ConnectGate(env, this.#acl, this.#meter);
     this.#session = new Session(new SqlSessionStore(this.#meter.sql), this.#limits, undefined, this.#acl.authorizer());
-    this.#router = new Router(env);
+    this.#router = new Router(env, new Links(linkOptionsFromEnv(env), () => this.#meter.count("webSocketMessages")));
   }
 
   // ------------------------------------------------------------ fast path: socket held here
@@ -126,6 +132,8 @@ export class SessionDO extends DurableObject<Env> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
+    // A shard's link (the Worker strips this header from clients' upgrades).
+    if (request.headers.get(LINK_HEADER) !== null) return acceptLink(this.ctx);
     const url = new URL(request.url);
     const hint = decodeURIComponent(url.pathname.split("/")[2] ?? "") || url.searchParams.get("clientId") || undefined;
     const state: SocketState = {
@@ -148,6 +156,7 @@ export class SessionDO extends DurableObject<Env> {
    */
   override webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): void | Promise<void> {
     this.#meter.count("webSocketMessages");
+    if (isLinkSocket(this.ctx, ws)) return answerLinkCall(ws, message, this.#linkHandlers);
     return this.#inOrder.run(ws, () => (this.#acl.ready ? this.#onMessage(ws, message) : this.#aclLoaded().then(() => this.#onMessage(ws, message))));
   }
 
@@ -295,6 +304,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    if (isLinkSocket(this.ctx, ws)) return safeClose(ws, closeCodeToEcho(code));
     try {
       if (!this.#acl.ready) await this.#aclLoaded(); // the Will is checked
       this.#localGone(ws, ReasonCode.UnspecifiedError);
@@ -304,6 +314,7 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    if (isLinkSocket(this.ctx, ws)) return;
     if (!this.#acl.ready) await this.#aclLoaded();
     this.#localGone(ws, ReasonCode.UnspecifiedError);
   }
@@ -451,6 +462,10 @@ export class SessionDO extends DurableObject<Env> {
    */
   async deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     this.#meter.count("requests");
+    return this.#deliver(deliveries);
+  }
+
+  async #deliver(deliveries: Delivery[]): Promise<{ live: boolean }> {
     // What the subscriber may read. Calls arrive in the order the shard made them (several in
     // flight): one waiting for the rules holds back the ones after it, so they stay in order.
     if (!this.#acl.ready || this.#deliveriesGate) {

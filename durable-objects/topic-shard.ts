@@ -8,6 +8,7 @@ import { Batcher } from "../core/util/batcher";
 import { deliverySize } from "../core/session/outbound";
 import { RPC_CALL_BYTES, numberVar, shardName } from "./config";
 import { Meter } from "./metrics";
+import { LINK_HEADER, Links, acceptLink, answerLinkCall, isLinkSocket, linkOptionsFromEnv, linkRequest, type LinkHandlers } from "./link";
 import { decodeJson, encodeJson } from "./storage/json";
 import { CLEAR_WALK_ROWS, RetainedStore, type ClearResult, type ListPage, type RetainedInfo, type RetainedSelection } from "./storage/retained-store";
 
@@ -28,11 +29,19 @@ export class TopicShardDO extends DurableObject<Env> {
   #trie: SubscriptionTrie<Subscription> | undefined;
   readonly #shared = new SharedGroups();
   readonly #destinations = new Map<string, Batcher<Delivery, boolean>>();
+  /** Deliveries through a shared subscription: their session's answer decides whether another member gets the message. */
+  readonly #sharedDeliveries = new WeakSet<Delivery>();
   /** Messages routed lately, replayed to a subscription whose SUBSCRIBE came before them (core/session/recent.ts). */
   readonly #recent = new RecentMessages();
 
   readonly #meter: Meter;
   readonly #retained: RetainedStore;
+  /** Links to busy destination sessions; and what this shard answers on the links of its publishers. */
+  readonly #links: Links;
+  readonly #linkHandlers: LinkHandlers = {
+    // A cast batch (QoS 0 only) reports nothing: its publisher needs no count.
+    publishBatch: { run: (messages: Message[], receivedAt?: (number | null)[]) => this.#publishBatch(messages, receivedAt) },
+  };
   /** The sweep alarm is known to be set (or the sweeper is off): no storage call per retained publish. */
   #sweepChecked = false;
   /** Where a sweep cut short by SWEEP_ROWS goes on (in memory: after an eviction it starts over). */
@@ -41,6 +50,7 @@ export class TopicShardDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#meter = new Meter(ctx, env, "shard");
+    this.#links = new Links(linkOptionsFromEnv(env), () => this.#meter.count("webSocketMessages"));
     for (const statement of SCHEMA) this.#exec(statement);
     this.#retained = new RetainedStore(this.#meter.sql);
     this.#retainedChanged();
@@ -153,6 +163,31 @@ export class TopicShardDO extends DurableObject<Env> {
     this.#subscriptionsChanged();
   }
 
+  // ------------------------------------------------------------------ links (link.ts)
+
+  /** A session's link upgrade; nothing else comes here by fetch. */
+  override async fetch(request: Request): Promise<Response> {
+    this.#meter.count("requests");
+    if (request.headers.get(LINK_HEADER) === null || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("not found", { status: 404 });
+    }
+    return acceptLink(this.ctx);
+  }
+
+  override webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): void {
+    this.#meter.count("webSocketMessages");
+    if (isLinkSocket(this.ctx, ws)) answerLinkCall(ws, message, this.#linkHandlers);
+    else ws.close(1008, "not a link");
+  }
+
+  override webSocketClose(ws: WebSocket, code: number): void {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      // already closed
+    }
+  }
+
   /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */
   async publish(message: Message, receivedAt?: number): Promise<{ matched: number }> {
     this.#meter.count("requests");
@@ -166,6 +201,10 @@ export class TopicShardDO extends DurableObject<Env> {
    */
   async publishBatch(messages: Message[], receivedAt?: (number | null)[]): Promise<{ matched: number }[]> {
     this.#meter.count("requests");
+    return this.#publishBatch(messages, receivedAt);
+  }
+
+  #publishBatch(messages: Message[], receivedAt?: (number | null)[]): Promise<{ matched: number }[]> {
     // Started in order, so each message's deliveries queue in order behind the previous one's.
     return Promise.all(messages.map((m, i) => this.#publish(m, receivedAt?.[i] ?? null)));
   }
@@ -183,8 +222,10 @@ export class TopicShardDO extends DurableObject<Env> {
     for (let round = 0; round < MAX_SHARED_RETRIES && picked.length > 0; round++) {
       if (round > 0) this.#recent.delivered(recent, picked);
       const dead = new Set<string>();
+      const shared = picked.some((m) => isSharedFilter(m.filter)) ? new Set(picked.filter((m) => isSharedFilter(m.filter)).map((m) => m.key)) : undefined;
       const results = await Promise.allSettled(
         [...deliveriesFor(message, picked)].map(async ([clientId, delivery]) => {
+          if (shared?.has(clientId)) this.#sharedDeliveries.add(delivery);
           const live = await this.#destination(clientId).push(delivery);
           if (!live) {
             this.#forget(clientId);
@@ -356,9 +397,22 @@ export class TopicShardDO extends DurableObject<Env> {
       this.#destinations.delete(clientId); // keep the map in least-recently-used order
     } else {
       const stub = this.env.SESSIONS.get(this.env.SESSIONS.idFromName(clientId));
+      // A cast delivery's report: the session is gone (or failed the call), so it is forgotten.
+      const link = this.#links.to(
+        () => stub.fetch(linkRequest()),
+        (_method, _args, value) => {
+          if (value instanceof Error) console.error("delivery failed", value);
+          else if (!(value as { live: boolean }).live) this.#forget(clientId);
+        },
+      );
       batcher = new Batcher(
         async (deliveries: Delivery[]) => {
-          const { live } = await stub.deliver(deliveries);
+          // One QoS 0 delivery outside shared subscriptions: nothing waits on the answer but the
+          // session being gone, which a cast reports (a shared one waits, to pick another
+          // member). More than one: deliveries queued behind the last call; a call lets the next batch grow.
+          const only = deliveries.length === 1 ? deliveries[0]! : undefined;
+          const cast = only && only.qos === 0 && !this.#sharedDeliveries.has(only) ? { assumed: { live: true } } : undefined;
+          const { live } = await link.call("deliver", [deliveries], () => stub.deliver(deliveries), cast);
           return deliveries.map(() => live);
         },
         512,

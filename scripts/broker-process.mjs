@@ -514,6 +514,25 @@ export function argFromArgs(name, argv = process.argv.slice(2)) {
 }
 
 /**
+ * Broker vars given as `--var NAME=VALUE` (repeatable), for the bench and profiling scripts.
+ * @param {string[]} [argv]
+ * @returns {Record<string, string>}
+ */
+export function varsFromArgs(argv = process.argv.slice(2)) {
+  /** @type {Record<string, string>} */
+  const vars = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    const value = arg === "--var" ? argv[i + 1] : arg.startsWith("--var=") ? arg.slice("--var=".length) : undefined;
+    if (value === undefined) continue;
+    const eq = value.indexOf("=");
+    if (eq <= 0) throw new Error(`--var ${value}: expected NAME=VALUE`);
+    vars[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return vars;
+}
+
+/**
  * Port from `--port N` / `--port=N` or the PORT environment variable.
  * @param {string[]} [argv]
  * @param {NodeJS.ProcessEnv} [env]

@@ -41,6 +41,15 @@ export interface Env {
    * Worker to the session object (worker/relay.ts); "object" keeps the ConnectionDO.
    */
   MQTT_RELAY?: string;
+  /**
+   * Links between objects (durable-objects/link.ts): calls per second to one object from which
+   * they go over a WebSocket instead of one RPC each ("off": never, "0": always).
+   */
+  LINK_MIN_RATE?: string;
+  /** Milliseconds without a call after which a link is closed. */
+  LINK_IDLE_MS?: string;
+  /** Links one object holds open at most. */
+  LINK_MAX_OPEN?: string;
   /** Seconds a new connection may take to send CONNECT (default 10). */
   CONNECT_TIMEOUT?: string;
   PRESENCE_SHARDS?: string;

@@ -5,6 +5,7 @@
 //
 //   node bench/profile/tail.mjs [--qos 0|1] [--rate 1000] [--windows 2] [--window-s 15]
 //                               [--threshold-ms 10] [--out FILE]
+//                               [--config wrangler.toml] [--var K=V ...]
 //
 // workerd gets MINIFLARE_WORKERD_V8_FLAGS=--trace-gc with its stdout line-buffered (coreutils'
 // libstdbuf), and this process stamps each trace line with the wall time it arrived: a pause
@@ -22,7 +23,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { argFromArgs, getFreePort, NO_NETWORK_ENV, startBroker } from "../../scripts/broker-process.mjs";
+import { argFromArgs, getFreePort, NO_NETWORK_ENV, startBroker, varsFromArgs } from "../../scripts/broker-process.mjs";
 import { bundleCodec, startWorker } from "../lib/workers.mjs";
 import { schedstat, treePids } from "../lib/proc.mjs";
 
@@ -36,6 +37,9 @@ const windows = Math.max(1, Number(argFromArgs("--windows", args) ?? "2"));
 const windowMs = 1000 * Number(argFromArgs("--window-s", args) ?? "15");
 const thresholdMs = Number(argFromArgs("--threshold-ms", args) ?? "10");
 const out = argFromArgs("--out", args);
+// Another Worker in the broker's place (an experiment's wrangler.toml), and extra vars (K=V).
+const configPath = argFromArgs("--config", args);
+const extraVars = varsFromArgs(args);
 const PUBLISHERS = 10;
 const WARMUP_MS = 1_000;
 const STDBUF = "/usr/libexec/coreutils/libstdbuf.so";
@@ -61,6 +65,7 @@ function onOutput(chunk) {
   for (const line of lines) {
     const m = /\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: (Scavenge|Mark-Compact|Mark-Compact \(reduce\)|Minor Mark-Sweep|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
     if (m) pauses.push({ kind: m[2] ?? "?", isolate: m[1] ?? "?", pauseMs: Number(m[3]), endAt: at });
+    if (m && process.env.GC_LOG) process.stderr.write(`${line}\n`);
     else if (process.env.BROKER_LOG) process.stderr.write(`${line}\n`);
   }
 }
@@ -75,7 +80,7 @@ async function main() {
   const codecPath = await bundleCodec();
   const [A] = await Promise.all([startWorker("A", codecPath)]);
   if (!A) throw new Error("no client process");
-  const broker = await startBroker(/** @type {any} */ ({ port: await getFreePort(), persistTo, onOutput, vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0", ALLOW_ANONYMOUS: "true" } }));
+  const broker = await startBroker(/** @type {any} */ ({ port: await getFreePort(), persistTo, onOutput, ...(configPath ? { configPath, migrate: false } : {}), vars: { MAX_PUBLISH_RATE: "0", MAX_PUBLISH_BYTES_RATE: "0", ALLOW_ANONYMOUS: "true", ...extraVars } }));
   try {
     const base = { kind: "lean", url: broker.url, route: "fast", keepAlive: 60 };
     const sub = await A.call("connect", { ...base, group: "latsub", count: 1, idPrefix: "tail-sub-", recordLatency: true, subscribe: { filter: "bench/lat/#", qos } });

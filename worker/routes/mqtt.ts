@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { countInWorker } from "../../durable-objects/metrics";
 import { RELAYED_HEADER } from "../../durable-objects/socket";
+import { LINK_HEADER } from "../../durable-objects/link";
 import { sameSecret } from "../auth";
 import type { AppEnv, Env } from "../env";
 import { ProblemException, refuse } from "../problem";
@@ -184,7 +185,7 @@ export async function clientAddress(env: Pick<Env, "BRIDGE_SECRET">, request: Re
 
 /**
  * The headers an upgrade reaches its object with: the client's, less any ADMISSION_HEADER,
- * CERT_USER_HEADER or bridge header it sent, plus the admission token and the user name
+ * CERT_USER_HEADER, bridge, relay or link header it sent, plus the admission token and the user name
  * CLIENT_CERT_USERS maps the verified client certificate (request.cf.tlsClientAuth) to, when
  * there are. CF-Connecting-IP becomes `address` (clientAddress), which the objects record as
  * the device's remote address and charge authentication failures to.
@@ -196,6 +197,7 @@ export function upgradeHeaders(env: Env, request: Request, token: string | undef
   headers.delete(BRIDGE_SECRET_HEADER);
   headers.delete(BRIDGE_ADDRESS_HEADER);
   headers.delete(RELAYED_HEADER);
+  headers.delete(LINK_HEADER);
   if (address !== undefined && address !== "") headers.set("CF-Connecting-IP", address);
   if (token !== undefined) headers.set(ADMISSION_HEADER, token);
   const user = certificateUser(request.cf as CertificateCf | undefined, env);
