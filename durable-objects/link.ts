@@ -28,6 +28,7 @@
  */
 import { LinkFrameKind, decodeLinkFrame, encodeCall, encodeCast, encodeError, encodeResult } from "../core/util/link-frame";
 import type { Env } from "../worker/env";
+import { safeClose, safeSend } from "./socket";
 
 /** Header of a link's upgrade; the Worker removes it from every client request (worker/routes/mqtt.ts). */
 export const LINK_HEADER = "X-Edge-Mqtt-Link";
@@ -49,7 +50,7 @@ export interface LinkOptions {
   maxOpen: number;
 }
 
-export const DEFAULT_LINK_MIN_RATE = 20;
+export const DEFAULT_LINK_MIN_RATE = 5;
 export const DEFAULT_LINK_IDLE_MS = 5_000;
 export const DEFAULT_LINK_MAX_OPEN = 256;
 
@@ -249,11 +250,7 @@ export class Link {
     this.#links.open--;
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    try {
-      ws.close(1000, why);
-    } catch {
-      // already closed
-    }
+    safeClose(ws, 1000, why);
     const error = new Error(`link lost (${why}) with a call in flight`);
     for (const w of this.#waiting.values()) w.reject(error);
     this.#waiting.clear();
@@ -314,22 +311,12 @@ export function answerLinkCall(ws: WebSocket, message: ArrayBuffer | string, han
     if (frame.kind !== LinkFrameKind.Call && frame.kind !== LinkFrameKind.Cast) throw new Error("not a call");
   } catch (e) {
     console.error("link: bad call", e);
-    try {
-      ws.close(1002, "bad link frame");
-    } catch {
-      // already closed
-    }
+    safeClose(ws, 1002, "bad link frame");
     return;
   }
   const { id, method, args } = frame;
   const handler = Object.hasOwn(handlers, method) ? handlers[method] : undefined;
-  const answer = (bytes: Uint8Array) => {
-    try {
-      ws.send(bytes);
-    } catch {
-      // the caller is gone: its call failed there
-    }
-  };
+  const answer = (bytes: Uint8Array) => void safeSend(ws, [bytes]); // the caller gone: its call failed there
   if (!handler) return answer(encodeError(id, `no method ${method}`));
   const isCast = frame.kind === LinkFrameKind.Cast;
   const { report } = handler;

@@ -8,6 +8,7 @@ import { Batcher } from "../core/util/batcher";
 import { deliverySize } from "../core/session/outbound";
 import { RPC_CALL_BYTES, numberVar, shardName } from "./config";
 import { Meter } from "./metrics";
+import { closeCodeToEcho, safeClose } from "./socket";
 import { LINK_HEADER, Links, acceptLink, answerLinkCall, isLinkSocket, linkOptionsFromEnv, linkRequest, type LinkHandlers } from "./link";
 import { decodeJson, encodeJson } from "./storage/json";
 import { CLEAR_WALK_ROWS, RetainedStore, type ClearResult, type ListPage, type RetainedInfo, type RetainedSelection } from "./storage/retained-store";
@@ -181,11 +182,7 @@ export class TopicShardDO extends DurableObject<Env> {
   }
 
   override webSocketClose(ws: WebSocket, code: number): void {
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
-    } catch {
-      // already closed
-    }
+    safeClose(ws, closeCodeToEcho(code)); // a session closed its link: complete the closing handshake
   }
 
   /** Store (if retained) and fan out one message; resolves once every matching session accepted it. */

@@ -23,6 +23,13 @@ export class CdpSession {
     this.seq = 0;
     /** @type {Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>} */
     this.waiting = new Map();
+    /** @type {Map<string, (params: any) => void>} */
+    this.listeners = new Map();
+  }
+
+  /** Calls `fn` with the params of every event named `method` (one listener per method). @param {string} method @param {(params: any) => void} fn */
+  on(method, fn) {
+    this.listeners.set(method, fn);
   }
 
   /** @returns {Promise<void>} */
@@ -35,7 +42,10 @@ export class CdpSession {
       ws.on("error", reject);
       ws.on("message", (data) => {
         const msg = JSON.parse(String(data));
-        if (typeof msg.id !== "number") return; // events
+        if (typeof msg.id !== "number") {
+          if (typeof msg.method === "string") this.listeners.get(msg.method)?.(msg.params);
+          return;
+        }
         const w = this.waiting.get(msg.id);
         this.waiting.delete(msg.id);
         if (!w) return;

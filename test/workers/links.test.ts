@@ -38,10 +38,10 @@ function linkToSession(clientId: string, options = always) {
 
 describe("LINK_* settings", () => {
   it("reads the rate, \"off\", the idle time and the cap; keeps the defaults for nonsense", () => {
-    expect(linkOptionsFromEnv({})).toEqual({ minRate: 20, idleMs: 5000, maxOpen: 256 });
+    expect(linkOptionsFromEnv({})).toEqual({ minRate: 5, idleMs: 5000, maxOpen: 256 });
     expect(linkOptionsFromEnv({ LINK_MIN_RATE: "0", LINK_IDLE_MS: "250", LINK_MAX_OPEN: "3" })).toEqual({ minRate: 0, idleMs: 250, maxOpen: 3 });
     expect(linkOptionsFromEnv({ LINK_MIN_RATE: "off" })).toMatchObject({ minRate: Number.POSITIVE_INFINITY, maxOpen: 0 });
-    expect(linkOptionsFromEnv({ LINK_MIN_RATE: "-1", LINK_IDLE_MS: "x", LINK_MAX_OPEN: "" })).toEqual({ minRate: 20, idleMs: 5000, maxOpen: 256 });
+    expect(linkOptionsFromEnv({ LINK_MIN_RATE: "-1", LINK_IDLE_MS: "x", LINK_MAX_OPEN: "" })).toEqual({ minRate: 5, idleMs: 5000, maxOpen: 256 });
   });
 });
 
@@ -219,7 +219,7 @@ describe("casts (QoS 0)", () => {
     await subscribe(client, 1, topic, 0);
     const shard = env.SHARDS.get(env.SHARDS.idFromName(shardName(shardOfTopic(topic, shardCountFromEnv(env)))));
     const links = () => runInDurableObject(sessionStub(id), (_i, state) => state.getWebSockets(LINK_TAG).length);
-    // LINK_MIN_RATE (20 here) calls within a second open the shard's link to the session.
+    // LINK_MIN_RATE (5) calls within a second open the shard's link to the session.
     for (let i = 0; i < 25 && (await links()) === 0; i++) await shard.publish({ topic, payload: enc(`${i}`), qos: 0, retain: false });
     expect(await links()).toBe(1);
     client.send({ type: "disconnect" }); // clean start, expiry 0: the session ends with the connection

@@ -1,4 +1,4 @@
-// The experiment that chose links (docs/benchmarks.md, "Round four"): bench/relay's MQTT relay
+// The experiment that chose links (docs/benchmarks.md, "Links: what a hop costs"): bench/relay's MQTT relay
 // with the broker's shape of hops and nothing else. Each client has its own object (HopSession,
 // by the last path segment); a PUBLISH goes session -> shard -> subscriber's session -> socket.
 //   HOP = "rpc"    each hop is an RPC call per message (the broker before links)
