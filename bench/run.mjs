@@ -45,6 +45,7 @@ import { cpuDelta, fdKinds, openFileLimit, schedstat, treeCpu, treePids, treeRss
 import { packageVersion, workerdVersion } from "./lib/versions.mjs";
 import { bundleCodec, startWorker } from "./lib/workers.mjs";
 import { mosquittoVersion, startMosquitto } from "./mosquitto/start.mjs";
+import { runMain } from "./lib/main.mjs";
 /** @typedef {import("./lib/workers.mjs").Worker} Worker */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -1045,10 +1046,4 @@ async function runSecurityPart() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  },
-);
+runMain(main);

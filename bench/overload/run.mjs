@@ -85,6 +85,7 @@ import {
   tcpServerQueues,
 } from "./lib.mjs";
 import { RawClient } from "./raw-client.mjs";
+import { runMain } from "../lib/main.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OWN_ROOT = resolve(HERE, "..", "..");
@@ -851,10 +852,4 @@ async function main() {
   console.log(`\nwrote ${relative(process.cwd(), out) || out} (${json.elapsedS} s)`);
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -12,6 +12,7 @@ import { applyMigrations, argFromArgs, getFreePort } from "../../scripts/broker-
 import { startLocalRuntime } from "../../scripts/local-runtime.mjs";
 import { CdpSession, listTargets } from "./cdp.mjs";
 import { bundleCodec, startWorker } from "../lib/workers.mjs";
+import { runMain } from "../lib/main.mjs";
 
 const args = process.argv.slice(2);
 const loadMs = 1000 * Number(argFromArgs("--load-s", args) ?? "5");
@@ -92,10 +93,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { argFromArgs, getFreePort, NO_NETWORK_ENV, startBroker, varsFromArgs } from "../../scripts/broker-process.mjs";
 import { bundleCodec, startWorker } from "../lib/workers.mjs";
 import { schedstat, treePids } from "../lib/proc.mjs";
+import { runMain } from "../lib/main.mjs";
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
@@ -191,10 +192,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  },
-);
+runMain(main);

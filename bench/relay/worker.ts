@@ -8,6 +8,7 @@
 //   PUBLISH (0x30)   -> the same bytes to every subscriber socket
 //   PINGREQ (0xC0)   -> PINGRESP; DISCONNECT (0xE0) -> close
 import { DurableObject } from "cloudflare:workers";
+import { CONNACK_V4, CONNACK_V5, PINGRESP, connectIsV5, subackFor } from "./replies";
 
 interface Env {
   RELAY: DurableObjectNamespace<RelayDO>;
@@ -18,9 +19,6 @@ interface Attachment {
   sub: boolean;
 }
 
-const CONNACK_V4 = new Uint8Array([0x20, 0x02, 0x00, 0x00]);
-const CONNACK_V5 = new Uint8Array([0x20, 0x03, 0x00, 0x00, 0x00]);
-const PINGRESP = new Uint8Array([0xd0, 0x00]);
 
 export class RelayDO extends DurableObject<Env> {
   /** Subscriber sockets; rebuilt from the attachments after hibernation. */
@@ -62,23 +60,16 @@ export class RelayDO extends DurableObject<Env> {
     }
     switch (first) {
       case 0x10: {
-        // Fixed header, Remaining Length (1..4 bytes), protocol name (2 + 4 bytes), level.
-        let i = 1;
-        while (i < 5 && (bytes[i]! & 0x80) !== 0) i++;
-        const v5 = bytes[i + 1 + 6] === 5;
+        const v5 = connectIsV5(bytes);
         ws.serializeAttachment({ v5, sub: false } satisfies Attachment);
         ws.send(v5 ? CONNACK_V5 : CONNACK_V4);
         return;
       }
       case 0x82: {
-        let i = 1;
-        while (i < 5 && (bytes[i]! & 0x80) !== 0) i++;
-        const pid0 = bytes[i + 1]!;
-        const pid1 = bytes[i + 2]!;
         const att = (ws.deserializeAttachment() as Attachment | null) ?? { v5: false, sub: false };
         if (!att.sub) ws.serializeAttachment({ ...att, sub: true } satisfies Attachment);
         this.#subscribers().add(ws);
-        ws.send(att.v5 ? new Uint8Array([0x90, 0x04, pid0, pid1, 0x00, 0x00]) : new Uint8Array([0x90, 0x03, pid0, pid1, 0x00]));
+        ws.send(subackFor(bytes, att.v5));
         return;
       }
       case 0xc0:

@@ -36,6 +36,21 @@ function linkToSession(clientId: string, options = always) {
   return { link, deliver, counted, stub };
 }
 
+/**
+ * A connected client subscribed at `qos` to links/<id>, and an open link to its session: one
+ * message ("warm") went by RPC while the link opened, and was read.
+ */
+async function linkedSubscriber(prefix: string, qos: 0 | 1) {
+  const id = unique(prefix);
+  const { client } = await connect("fast", 5, id);
+  await subscribe(client, 1, `links/${id}`, qos);
+  const linked = linkToSession(id);
+  await linked.deliver([delivery(`links/${id}`, "warm")]);
+  await client.next("publish");
+  await until(() => linked.link.isOpen, 3000, () => "the link did not open");
+  return { id, client, ...linked };
+}
+
 describe("LINK_* settings", () => {
   it("reads the rate, \"off\", the idle time and the cap; keeps the defaults for nonsense", () => {
     expect(linkOptionsFromEnv({})).toEqual({ minRate: 5, idleMs: 5000, maxOpen: 256 });
@@ -64,13 +79,7 @@ describe("a shard's link to a session", () => {
   });
 
   it("QoS 1 over a link: answered once the client acknowledges, the message never written", async () => {
-    const id = unique("link-q1");
-    const { client } = await connect("fast", 5, id);
-    await subscribe(client, 1, `links/${id}`, 1);
-    const { link, deliver, counted } = linkToSession(id);
-    await deliver([delivery(`links/${id}`, "warm")]);
-    await client.next("publish");
-    await until(() => link.isOpen, 3000, () => "the link did not open");
+    const { id, client, deliver, counted } = await linkedSubscriber("link-q1", 1);
     let answered = false;
     const call = deliver([delivery(`links/${id}`, "q1", 1)]).then((r) => ((answered = true), r));
     const p = await client.next("publish");
@@ -106,13 +115,7 @@ describe("a shard's link to a session", () => {
   });
 
   it("a call in flight when the link is lost fails; the next one goes by RPC and a new link opens", async () => {
-    const id = unique("link-lost");
-    const { client } = await connect("fast", 5, id);
-    await subscribe(client, 1, `links/${id}`, 1);
-    const { link, deliver, counted } = linkToSession(id);
-    await deliver([delivery(`links/${id}`, "warm")]);
-    await client.next("publish");
-    await until(() => link.isOpen, 3000, () => "the link did not open");
+    const { id, client, link, deliver, counted } = await linkedSubscriber("link-lost", 1);
     // Held: the client does not acknowledge. Its outcome is read at once (no unhandled rejection meanwhile).
     const held = deliver([delivery(`links/${id}`, "held", 1)]).then(
       () => "answered",

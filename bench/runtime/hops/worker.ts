@@ -8,6 +8,7 @@
 //         "none"   no shard: the publisher's session calls the subscriber's directly (one RPC hop)
 // Run it with the latency load: node bench/profile/tail.mjs --config bench/runtime/hops/wrangler.toml --var HOP=ws
 import { DurableObject } from "cloudflare:workers";
+import { CONNACK_V4, CONNACK_V5, PINGRESP, connectIsV5, subackFor } from "../../relay/replies";
 
 interface Env {
   SESSIONS: DurableObjectNamespace<HopSession>;
@@ -15,9 +16,6 @@ interface Env {
   HOP: string;
 }
 
-const CONNACK_V4 = new Uint8Array([0x20, 0x02, 0x00, 0x00]);
-const CONNACK_V5 = new Uint8Array([0x20, 0x03, 0x00, 0x00, 0x00]);
-const PINGRESP = new Uint8Array([0xd0, 0x00]);
 const ACK = new Uint8Array([1, 0, 0, 0, 1]);
 
 async function openLink(stub: { fetch(r: Request): Promise<Response> }, path: string): Promise<WebSocket> {
@@ -115,19 +113,14 @@ export class HopSession extends DurableObject<Env> {
     }
     switch (first) {
       case 0x10: {
-        let i = 1;
-        while (i < 5 && (bytes[i]! & 0x80) !== 0) i++;
-        const v5 = bytes[i + 1 + 6] === 5;
+        const v5 = connectIsV5(bytes);
         this.#v5.set(ws, v5);
         ws.send(v5 ? CONNACK_V5 : CONNACK_V4);
         return;
       }
       case 0x82: {
-        let i = 1;
-        while (i < 5 && (bytes[i]! & 0x80) !== 0) i++;
         await this.#shard.subscribe(this.#id);
-        const [p0, p1] = [bytes[i + 1]!, bytes[i + 2]!];
-        ws.send(this.#v5.get(ws) ? new Uint8Array([0x90, 0x04, p0, p1, 0x00, 0x00]) : new Uint8Array([0x90, 0x03, p0, p1, 0x00]));
+        ws.send(subackFor(bytes, this.#v5.get(ws) ?? false));
         return;
       }
       case 0xc0:
