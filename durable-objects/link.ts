@@ -87,15 +87,15 @@ export class Links {
 
   /**
    * A link to one callee; `connect` makes the upgrade request (stub.fetch(linkRequest())),
-   * `onReport` hears what the callee reports of a cast (the method, its arguments, the result).
+   * `onReport` hears what the callee reports of a cast (its method and result).
    */
   to(connect: () => Promise<Response>, onReport?: Report): Link {
     return new Link(this, connect, this.#count, onReport);
   }
 }
 
-/** The callee's report on a cast: its method, its arguments and what it returned. */
-export type Report = (method: string, args: unknown[], value: unknown) => void;
+/** The callee's report on a cast: its method and what it returned (an Error when it threw). */
+export type Report = (method: string, value: unknown) => void;
 
 interface Waiting {
   resolve: (value: unknown) => void;
@@ -104,9 +104,9 @@ interface Waiting {
   seq: number;
 }
 
+/** A cast that may still be reported on (its arguments are not kept: they would outlive it). */
 interface Cast {
   method: string;
-  args: unknown[];
   seq: number;
 }
 
@@ -168,7 +168,7 @@ export class Link {
     const seq = ++this.#sent;
     if (asCast) {
       this.#castsSinceCall++;
-      if (this.#onReport) this.#casts.set(id, { method, args, seq });
+      if (this.#onReport) this.#casts.set(id, { method, seq });
       return Promise.resolve(cast.assumed);
     }
     if (cast !== undefined) this.#castsSinceCall = 0;
@@ -226,7 +226,7 @@ export class Link {
     if (cast) {
       // A cast's report: what the callee returned (or the error it threw) when it was worth telling.
       this.#casts.delete(frame.id);
-      this.#onReport?.(cast.method, cast.args, frame.kind === LinkFrameKind.Result ? frame.value : new Error(frame.kind === LinkFrameKind.Error ? frame.message : "?"));
+      this.#onReport?.(cast.method, frame.kind === LinkFrameKind.Result ? frame.value : new Error(frame.kind === LinkFrameKind.Error ? frame.message : "?"));
       return;
     }
     const waiting = this.#waiting.get(frame.id);

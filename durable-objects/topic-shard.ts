@@ -397,7 +397,7 @@ export class TopicShardDO extends DurableObject<Env> {
       // A cast delivery's report: the session is gone (or failed the call), so it is forgotten.
       const link = this.#links.to(
         () => stub.fetch(linkRequest()),
-        (_method, _args, value) => {
+        (_method, value) => {
           if (value instanceof Error) console.error("delivery failed", value);
           else if (!(value as { live: boolean }).live) this.#forget(clientId);
         },

@@ -206,7 +206,7 @@ describe("casts (QoS 0)", () => {
     const id = unique("cast-gone"); // never connected: no session record
     const stub = sessionStub(id);
     const reports: unknown[] = [];
-    const link = new Links(always).to(() => stub.fetch(linkRequest()), (method, _args, value) => reports.push([method, value]));
+    const link = new Links(always).to(() => stub.fetch(linkRequest()), (method, value) => reports.push([method, value]));
     const cast = { assumed: { live: true } };
     await link.call("deliver", [[delivery("links/gone", "a")]], () => stub.deliver([delivery("links/gone", "a")]), cast);
     await until(() => link.isOpen, 3000, () => "the link did not open");
