@@ -67,7 +67,10 @@ async function main() {
     await A.call("connect", { ...base, group: "sub", count: 1, idPrefix: "heap-sub-", recordLatency: true, subscribe: { filter: "bench/lat/#", qos: 0 } });
     await A.call("connect", { ...base, group: "pub", count: PUBLISHERS, idPrefix: "heap-pub-" });
     await A.call("publish", { group: "pub", topic: "bench/lat/{i}", qos: 0, payloadBytes: 64, rate: RATE, stamp: true, durationMs: loadMs, maxMessages: Math.ceil((RATE * loadMs) / 1000 / PUBLISHERS) + 1 });
-    const targets = await listTargets(inspectorPort);
+    // The broker's own isolate only ("core:user:<name>"): Miniflare's asset Workers are idle, and
+    // a snapshot of one of them never finished here.
+    const targets = (await listTargets(inspectorPort)).filter((t) => t.id.startsWith("core:user:"));
+    if (targets.length === 0) throw new Error("no inspector target for the broker's isolate");
     for (const t of targets) {
       const s = new CdpSession(t.webSocketDebuggerUrl.replace("localhost", "127.0.0.1"));
       await s.open();
@@ -76,6 +79,7 @@ async function main() {
       await s.send("HeapProfiler.enable");
       await s.send("HeapProfiler.collectGarbage");
       await s.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+      await s.send("HeapProfiler.disable");
       s.close();
       const { total, byType, byName, bigStrings } = summarize(JSON.parse(json));
       const mb = (/** @type {number} */ b) => (b / 1048576).toFixed(2);
