@@ -71,7 +71,7 @@ export const RPC_CALL_BYTES = 8 * 1024 * 1024;
  * A non-negative number from wrangler.toml [vars] (vars arrive as strings); a missing or
  * unparsable value keeps `fallback`. For the settings of presence, $SYS, retained and HTTP.
  */
-export function numberVar(env: Env, name: keyof Env, fallback: number): number {
+export function numberVar<K extends keyof Env>(env: Pick<Env, K>, name: K, fallback: number): number {
   const n = Number.parseFloat(String(env[name] ?? ""));
   return Number.isFinite(n) && n >= 0 ? n : fallback;
 }

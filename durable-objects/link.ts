@@ -28,6 +28,7 @@
  */
 import { LinkFrameKind, decodeLinkFrame, encodeCall, encodeCast, encodeError, encodeResult } from "../core/util/link-frame";
 import type { Env } from "../worker/env";
+import { numberVar } from "./config";
 import { safeClose, safeSend } from "./socket";
 
 /** Header of a link's upgrade; the Worker removes it from every client request (worker/routes/mqtt.ts). */
@@ -56,15 +57,11 @@ export const DEFAULT_LINK_MAX_OPEN = 256;
 
 /** LINK_MIN_RATE ("off": never), LINK_IDLE_MS and LINK_MAX_OPEN from wrangler.toml [vars]. */
 export function linkOptionsFromEnv(env: Pick<Env, "LINK_MIN_RATE" | "LINK_IDLE_MS" | "LINK_MAX_OPEN">): LinkOptions {
-  const num = (v: string | undefined, fallback: number) => {
-    const n = Number.parseFloat(v ?? "");
-    return Number.isFinite(n) && n >= 0 ? n : fallback;
-  };
   const off = env.LINK_MIN_RATE?.trim().toLowerCase() === "off";
   return {
-    minRate: off ? Number.POSITIVE_INFINITY : num(env.LINK_MIN_RATE, DEFAULT_LINK_MIN_RATE),
-    idleMs: Math.max(100, num(env.LINK_IDLE_MS, DEFAULT_LINK_IDLE_MS)),
-    maxOpen: off ? 0 : num(env.LINK_MAX_OPEN, DEFAULT_LINK_MAX_OPEN),
+    minRate: off ? Number.POSITIVE_INFINITY : numberVar(env, "LINK_MIN_RATE", DEFAULT_LINK_MIN_RATE),
+    idleMs: Math.max(100, numberVar(env, "LINK_IDLE_MS", DEFAULT_LINK_IDLE_MS)),
+    maxOpen: off ? 0 : numberVar(env, "LINK_MAX_OPEN", DEFAULT_LINK_MAX_OPEN),
   };
 }
 

@@ -219,7 +219,8 @@ export class TopicShardDO extends DurableObject<Env> {
     for (let round = 0; round < MAX_SHARED_RETRIES && picked.length > 0; round++) {
       if (round > 0) this.#recent.delivered(recent, picked);
       const dead = new Set<string>();
-      const shared = picked.some((m) => isSharedFilter(m.filter)) ? new Set(picked.filter((m) => isSharedFilter(m.filter)).map((m) => m.key)) : undefined;
+      let shared: Set<string> | undefined; // sessions picked through a shared subscription
+      for (const m of picked) if (isSharedFilter(m.filter)) (shared ??= new Set()).add(m.key);
       const results = await Promise.allSettled(
         [...deliveriesFor(message, picked)].map(async ([clientId, delivery]) => {
           if (shared?.has(clientId)) this.#sharedDeliveries.add(delivery);
