@@ -47,6 +47,19 @@ export function qos1StoreDelayMsFromEnv(env: Pick<Env, "QOS1_STORE_DELAY_MS">): 
   return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 1000) : DEFAULT_QOS1_STORE_DELAY_MS;
 }
 
+/** The default of PACKETS_PER_MESSAGE_BYTES (docs/architecture.md, "Packets per WebSocket message"). */
+export const DEFAULT_PACKETS_PER_MESSAGE_BYTES = 16_384;
+
+/**
+ * How many bytes of MQTT packets the broker puts in one WebSocket message to a client, from
+ * `PACKETS_PER_MESSAGE_BYTES`: packets sent together (a batch of deliveries, a PUBACK with the
+ * messages that follow it) share a message up to this size; a larger packet goes alone. 0: one
+ * packet per message, for a client that wrongly expects packets aligned on messages.
+ */
+export function packetsPerMessageBytesFromEnv(env: Pick<Env, "PACKETS_PER_MESSAGE_BYTES">): number {
+  return numberVar(env, "PACKETS_PER_MESSAGE_BYTES", DEFAULT_PACKETS_PER_MESSAGE_BYTES);
+}
+
 /** How long a new connection may take to send CONNECT unless `CONNECT_TIMEOUT` says otherwise. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 

@@ -18,6 +18,7 @@ import {
   readState,
   safeClose,
   safeSend,
+  sendPackets,
   closeCodeToEcho,
   closeForConnectTimeout,
   connectDeadline,
@@ -168,7 +169,7 @@ export class ConnectionDO extends DurableObject<Env> {
       safeClose(ws, 1011, "session unavailable");
       return;
     }
-    if (pongs > 0) safeSend(ws, new Array<Uint8Array>(pongs).fill(PINGRESP));
+    if (pongs > 0) sendPackets(ws, new Array<Uint8Array>(pongs).fill(PINGRESP));
     this.#renewLease(ws, now);
   }
 
@@ -252,7 +253,7 @@ export class ConnectionDO extends DurableObject<Env> {
     this.#meter.count("requests");
     const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
     if (!ws) return { buffered: 0 };
-    safeSend(ws, frames);
+    sendPackets(ws, frames);
     const sent = frames.length > 0 && (readState(ws) as RelayState | undefined);
     if (sent && !sent.connackSent) {
       sent.connackSent = true; // the session's first packet to a client is its CONNACK

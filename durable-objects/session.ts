@@ -23,6 +23,7 @@ import {
   readState,
   safeClose,
   safeSend,
+  sendPackets,
   closeCodeToEcho,
   closeForConnectTimeout,
   connectDeadline,
@@ -585,13 +586,20 @@ export class SessionDO extends DurableObject<Env> {
    */
   #apply(effects: Effect[]): void {
     let deadlinesChanged = false;
+    // Consecutive packets leave together (sendPackets: several to a WebSocket message).
+    let packets: Uint8Array[] = [];
     for (const effect of effects) {
       if (effect.kind === "presence" || effect.kind === "ended") deadlinesChanged = true;
+      if (effect.kind === "send") {
+        if (effect.packet.type === "publish") this.#meter.count("delivered");
+        packets.push(effect.bytes);
+        continue;
+      }
+      if (packets.length > 0) {
+        this.#send(packets);
+        packets = [];
+      }
       switch (effect.kind) {
-        case "send":
-          if (effect.packet.type === "publish") this.#meter.count("delivered");
-          this.#send([effect.bytes]);
-          break;
         case "close":
           this.#close(effect.reason);
           break;
@@ -649,6 +657,7 @@ export class SessionDO extends DurableObject<Env> {
           break;
       }
     }
+    if (packets.length > 0) this.#send(packets);
     if (deadlinesChanged) this.#scheduleAlarm();
     if (this.#session.unflushedWrites) this.#scheduleWriteFlush();
     // An acknowledgement, or a connection lost (which stores what was in flight), may settle deliver() calls.
@@ -672,7 +681,7 @@ export class SessionDO extends DurableObject<Env> {
     if (!link) return;
     if (link.kind === "local") {
       const ws = this.#localSocket(link.linkId);
-      if (ws) safeSend(ws, frames);
+      if (ws) sendPackets(ws, frames);
       return;
     }
     this.#outboxFor(link.linkId).frames.push(...frames);

@@ -2,7 +2,8 @@ import { env } from "cloudflare:workers";
 import { decodePacket, packetLength, splitFrames, type FrameResult, type ProtocolViolation } from "../core/mqtt/codec";
 import { ReasonCode, type ConnectPacket } from "../core/mqtt/packets";
 import { admitConnect, refuseMalformedConnect } from "../core/session/admit";
-import { connectTimeoutMsFromEnv, DEFAULT_CONNECT_TIMEOUT_MS } from "./config";
+import { joinedPieces } from "../core/util/batcher";
+import { connectTimeoutMsFromEnv, DEFAULT_CONNECT_TIMEOUT_MS, packetsPerMessageBytesFromEnv } from "./config";
 import type { Env } from "../worker/env";
 import { ADMISSION_HEADER, releaseAdmission } from "../worker/security/admission";
 import { certificateUserOf } from "../worker/security/certificates";
@@ -335,6 +336,7 @@ export function closeCodeToEcho(code: number): number {
   return code === 1005 || code === 1006 || code === 1015 || code < 1000 ? 1000 : code;
 }
 
+/** One WebSocket message per frame (link frames, and single packets); false once the socket is closing. */
 export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
   try {
     for (const f of frames) ws.send(f);
@@ -343,6 +345,19 @@ export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
     return false;
   }
 }
+
+/**
+ * MQTT packets to a client, several to a WebSocket message up to PACKETS_PER_MESSAGE_BYTES: a
+ * single WebSocket data frame can contain multiple MQTT Control Packets and the receiver must
+ * not assume they are aligned on frame boundaries [MQTT-6.0.0-2]. Each message costs the
+ * runtime objects that only a full garbage collection frees (docs/architecture.md, "Packets per
+ * WebSocket message"), so a batch of deliveries goes as one.
+ */
+export function sendPackets(ws: WebSocket, frames: Uint8Array[]): boolean {
+  return safeSend(ws, joinedPieces(frames, (packetsPerMessageBytes ??= packetsPerMessageBytesFromEnv(env))));
+}
+
+let packetsPerMessageBytes: number | undefined;
 
 /**
  * The first packet of a connection: a well-formed CONNECT [MQTT-3.1.0-1] with an acceptable

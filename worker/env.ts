@@ -33,6 +33,7 @@ export interface Env {
   MAX_INFLIGHT_MESSAGES?: string;
   MAX_INFLIGHT_BYTES?: string;
   QOS1_STORE_DELAY_MS?: string;
+  PACKETS_PER_MESSAGE_BYTES?: string;
   MAX_CLIENT_BACKLOG_BYTES?: string;
   MAX_PUBLISH_RATE?: string;
   MAX_PUBLISH_BYTES_RATE?: string;

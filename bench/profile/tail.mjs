@@ -5,7 +5,7 @@
 //
 //   node bench/profile/tail.mjs [--qos 0|1] [--rate 1000] [--windows 2] [--window-s 15]
 //                               [--threshold-ms 10] [--out FILE]
-//                               [--config wrangler.toml] [--var K=V ...]
+//                               [--config wrangler.toml] [--var K=V ...] [--phases]
 //
 // workerd gets MINIFLARE_WORKERD_V8_FLAGS=--trace-gc with its stdout line-buffered (coreutils'
 // libstdbuf), and this process stamps each trace line with the wall time it arrived: a pause
@@ -18,6 +18,10 @@
 // CPU starvation, the other suspect on a shared machine: the time the broker's workerd threads
 // and the client process were runnable but waiting for a core (/proc/<pid>/task/*/schedstat,
 // second field), per window.
+// --phases: V8's name-value trace instead (--trace-gc-nvp), which also splits each full GC's
+// pause into V8's own phases (mark, clear, evacuate, sweep, finish): printed per window, the
+// full GCs' pause beside the sum of those phases; the rest is the embedder's (the runtime's own
+// heap) and the wait for the parallel GC threads to get a core.
 // The arrival stamp lags the pause's end by the pipe (under a millisecond when the machine is
 // quiet), so the attribution is approximate at the edges; the counts are what it is for.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +45,7 @@ const out = argFromArgs("--out", args);
 // Another Worker in the broker's place (an experiment's wrangler.toml), and extra vars (K=V).
 const configPath = argFromArgs("--config", args);
 const extraVars = varsFromArgs(args);
+const phases = args.includes("--phases");
 const PUBLISHERS = 10;
 const WARMUP_MS = 1_000;
 const STDBUF = "/usr/libexec/coreutils/libstdbuf.so";
@@ -54,7 +59,7 @@ function pct(v, p) {
   return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN);
 }
 
-/** @typedef {{ kind: string, pauseMs: number, endAt: number, isolate: string }} Pause */
+/** @typedef {{ kind: string, pauseMs: number, endAt: number, isolate: string, phasesMs?: number }} Pause */
 /** @type {Pause[]} */
 const pauses = [];
 let partial = "";
@@ -66,14 +71,22 @@ function onOutput(chunk) {
   for (const line of lines) {
     const m = /\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: (Scavenge|Mark-Compact|Mark-Compact \(reduce\)|Minor Mark-Sweep|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
     if (m) pauses.push({ kind: m[2] ?? "?", isolate: m[1] ?? "?", pauseMs: Number(m[3]), endAt: at });
-    if (m && process.env.GC_LOG) process.stderr.write(`${line}\n`);
+    // --trace-gc-nvp: `[pid:0xisolate:n]  7123 ms: GC: {"pause":31.8,"gc":"mc",...,"mark":5.6,...}`
+    const nvp = /\[\d+:(0x[0-9a-f]+)(?::\d+)?\]\s+\d+ ms: GC: (\{.*\})\s*$/.exec(line);
+    if (nvp) {
+      const j = JSON.parse(nvp[2] ?? "{}");
+      const kind = j.gc === "mc" ? "Mark-Compact" : j.gc === "s" ? "Scavenge" : j.gc === "mmc" ? "Minor Mark-Sweep" : String(j.gc);
+      const phasesMs = ["prologue", "mark", "clear", "evacuate", "sweep", "finish", "epilogue"].reduce((sum, k) => sum + (Number(j[k]) || 0), 0);
+      pauses.push({ kind, isolate: nvp[1] ?? "?", pauseMs: Number(j.pause), endAt: at, phasesMs });
+    }
+    if ((m || nvp) && process.env.GC_LOG) process.stderr.write(`${line}\n`);
     else if (process.env.BROKER_LOG) process.stderr.write(`${line}\n`);
   }
 }
 
 async function main() {
   Object.assign(process.env, NO_NETWORK_ENV, {
-    MINIFLARE_WORKERD_V8_FLAGS: "--trace-gc",
+    MINIFLARE_WORKERD_V8_FLAGS: phases ? "--trace-gc --trace-gc-nvp" : "--trace-gc",
     ...(existsSync(STDBUF) ? { LD_PRELOAD: STDBUF, _STDBUF_O: "L" } : {}),
   });
   if (!existsSync(STDBUF)) process.stderr.write(`${STDBUF} absent: the trace is block-buffered and its times are late\n`);
@@ -146,7 +159,12 @@ async function main() {
       const inWindow = gcs.filter((p) => p.endAt >= from && p.endAt < to);
       const byKind = (/** @type {(p: Pause) => boolean} */ f) => {
         const ps = inWindow.filter(f);
-        return { count: ps.length, totalMs: round(ps.reduce((a, p) => a + p.pauseMs, 0), 1), maxMs: round(Math.max(0, ...ps.map((p) => p.pauseMs)), 1) };
+        return {
+          count: ps.length,
+          totalMs: round(ps.reduce((a, p) => a + p.pauseMs, 0), 1),
+          maxMs: round(Math.max(0, ...ps.map((p) => p.pauseMs)), 1),
+          ...(phases ? { v8PhasesMs: round(ps.reduce((a, p) => a + (p.phasesMs ?? 0), 0), 1) } : {}),
+        };
       };
       const inSched = sched.filter((x) => x.at >= from - 125 && x.at < to + 125);
       const first = inSched[0];
@@ -179,7 +197,7 @@ async function main() {
     for (const w of report) {
       console.log(
         `window ${w.window}: p50 ${w.p50Ms} p99 ${w.p99Ms} max ${w.maxMs} ms; >${thresholdMs} ms: ${w.overThreshold} (full GC ${w.overThresholdLivedThroughFullGc}, scavenge only ${w.overThresholdLivedThroughScavengeOnly}, no GC ${w.overThresholdLivedThroughNoGc}); ` +
-          `p99 without full-GC messages ${w.p99WithoutFullGcMs}; full GCs ${w.fullGc.count} (${w.fullGc.totalMs} ms, max ${w.fullGc.maxMs}), scavenges ${w.scavenge.count} (${w.scavenge.totalMs} ms, max ${w.scavenge.maxMs}), other isolates ${w.otherIsolatesGc.count}; ` +
+          `p99 without full-GC messages ${w.p99WithoutFullGcMs}; full GCs ${w.fullGc.count} (${w.fullGc.totalMs} ms${phases ? `, V8's phases ${w.fullGc.v8PhasesMs}` : ""}, max ${w.fullGc.maxMs}), scavenges ${w.scavenge.count} (${w.scavenge.totalMs} ms, max ${w.scavenge.maxMs}), other isolates ${w.otherIsolatesGc.count}; ` +
           `workerd CPU ${w.brokerCpuMs} ms, waiting for a core ${w.brokerWaitingForCpuMs} ms (worst 250 ms: ${w.brokerWaitingForCpuWorst250msMs}), client waiting ${w.clientWaitingForCpuMs} ms`,
       );
     }

@@ -104,3 +104,21 @@ export function piecesOf(frames: Uint8Array[], maxBytes: number): Uint8Array[][]
   }
   return pieces;
 }
+
+/**
+ * Packets joined into as few buffers as `maxBytes` allows (consecutive pieces, piecesOf), in
+ * order: what goes out as one WebSocket message each. `maxBytes` 0: one buffer per packet.
+ */
+export function joinedPieces(frames: Uint8Array[], maxBytes: number): Uint8Array[] {
+  if (frames.length < 2 || maxBytes <= 0) return frames;
+  return piecesOf(frames, maxBytes).map((piece) => {
+    if (piece.length === 1) return piece[0]!;
+    const joined = new Uint8Array(piece.reduce((n, f) => n + f.byteLength, 0));
+    let at = 0;
+    for (const f of piece) {
+      joined.set(f, at);
+      at += f.byteLength;
+    }
+    return joined;
+  });
+}

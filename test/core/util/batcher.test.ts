@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Batcher, piecesOf } from "../../../core/util/batcher";
+import { Batcher, joinedPieces, piecesOf } from "../../../core/util/batcher";
 
 /** A destination whose calls complete when the test says so. */
 function destination() {
@@ -105,5 +105,22 @@ describe("piecesOf", () => {
   });
   it("no packets: one empty piece (a close alone still goes)", () => {
     expect(piecesOf([], 8)).toEqual([[]]);
+  });
+});
+
+describe("joinedPieces", () => {
+  const bytes = (...xs: number[]) => Uint8Array.from(xs);
+  it("joins consecutive packets up to maxBytes, in order; a larger packet goes alone, unjoined", () => {
+    const big = bytes(7, 7, 7, 7, 7);
+    const out = joinedPieces([bytes(1, 2), bytes(3), big, bytes(4), bytes(5, 6)], 4);
+    expect(out.map((b) => [...b])).toEqual([[1, 2, 3], [7, 7, 7, 7, 7], [4, 5, 6]]);
+    expect(out[1]).toBe(big);
+  });
+  it("maxBytes 0, or a single packet: the packets as they are", () => {
+    const one = [bytes(1), bytes(2)];
+    expect(joinedPieces(one, 0)).toBe(one);
+    const single = [bytes(9)];
+    expect(joinedPieces(single, 1024)).toBe(single);
+    expect(joinedPieces([], 1024)).toEqual([]);
   });
 });
