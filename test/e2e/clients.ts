@@ -334,6 +334,8 @@ export interface Closed {
 /** A bare WebSocket speaking MQTT bytes, decoding what comes back with the project's codec. */
 export class RawClient {
   readonly packets: Packet[] = [];
+  /** Per binary WebSocket message received: its bytes and the packets it completed. */
+  readonly messages: Array<{ bytes: number; packets: number }> = [];
   readonly decodeErrors: string[] = [];
   closedInfo: Closed | undefined;
   readonly closed: Promise<Closed>;
@@ -362,6 +364,7 @@ export class RawClient {
       const chunk = data instanceof Buffer ? data : Buffer.concat(data as Buffer[]);
       const { frames, rest, error } = splitFrames(this.#pending, new Uint8Array(chunk));
       this.#pending = rest;
+      this.messages.push({ bytes: chunk.byteLength, packets: frames.length });
       if (error) this.decodeErrors.push(error.message);
       for (const f of frames) {
         const d = decodePacket(f, { protocolVersion: this.version });
