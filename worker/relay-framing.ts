@@ -1,7 +1,10 @@
 // The Worker relay's view of MQTT bytes (worker/relay.ts): it frames only the first packet,
 // which must be CONNECT, and after that looks at a packet's fixed header only to drop QoS 0
 // to a client that does not read. No Workers API here: tested in the Workers pool as a unit.
-import { decodePacket, packetLength } from "../core/mqtt/codec";
+import { decodePacket, packetLength, splitFrames } from "../core/mqtt/codec";
+import { concatBytes } from "../core/util/bytes";
+
+const EMPTY = new Uint8Array(0);
 
 /** The first packet's bytes are still arriving. */
 export const MORE = { kind: "more" } as const;
@@ -81,21 +84,31 @@ export function join(chunks: Uint8Array[], n: number): Uint8Array {
 }
 
 /**
- * Whether a message from the session may be dropped on its way to a client that does not
- * read: exactly one QoS 0 PUBLISH (the session sends one packet per WebSocket message) that
- * does not set up a Topic Alias. A 5.0 PUBLISH naming its topic and an alias tells the client
- * the mapping [MQTT-3.3.2-12]; dropping it would leave the next ones unreadable. QoS 1/2 and
- * every other packet always pass: the session's window and queue bound those.
- * Called only while the client is behind, so the decode is paid only then.
+ * What of a message from the session still goes to a client that does not read: the message
+ * less its QoS 0 PUBLISHes (`kept` undefined when nothing is left), and how many those were.
+ * The session puts several packets in a message (PACKETS_PER_MESSAGE_BYTES), so the packets
+ * are looked at one by one. A 5.0 PUBLISH naming its topic and a Topic Alias tells the client
+ * the mapping [MQTT-3.3.2-12]; dropping it would leave the next ones unreadable, so it stays.
+ * QoS 1/2 and every other packet always stay: the session's window and queue bound those.
+ * Called only while the client is behind, so the decode is paid only then; a message that is
+ * not whole packets (never sent by the session) goes as it is.
  */
-export function droppableWhenBehind(message: ArrayBuffer | string, protocolVersion: number): boolean {
-  if (typeof message === "string" || message.byteLength < 2) return false;
-  const bytes = new Uint8Array(message);
-  const header = bytes[0]!;
+export function withoutDroppable(message: ArrayBuffer | string, protocolVersion: number): { kept: ArrayBuffer | Uint8Array | string | undefined; dropped: number } {
+  if (typeof message === "string" || message.byteLength < 2) return { kept: message, dropped: 0 };
+  const { frames, rest, error } = splitFrames(EMPTY, new Uint8Array(message));
+  if (error || rest.byteLength > 0) return { kept: message, dropped: 0 };
+  const kept = frames.filter((frame) => !droppable(frame, protocolVersion));
+  const dropped = frames.length - kept.length;
+  if (dropped === 0) return { kept: message, dropped };
+  return { kept: kept.length === 0 ? undefined : concatBytes(kept), dropped };
+}
+
+/** A QoS 0 PUBLISH that does not set up a Topic Alias. */
+function droppable(frame: Uint8Array, protocolVersion: number): boolean {
+  const header = frame[0]!;
   if (header >> 4 !== 3 || (header & 0x06) !== 0) return false; // PUBLISH, QoS 0
-  if (packetLength(bytes.subarray(0, 5)).length !== bytes.byteLength) return false;
   if (protocolVersion !== 5) return true;
-  const decoded = decodePacket(bytes, { protocolVersion: 5 });
+  const decoded = decodePacket(frame, { protocolVersion: 5 });
   if (!decoded.ok || decoded.packet.type !== "publish") return false;
   return decoded.packet.properties?.topicAlias === undefined || decoded.packet.topic === "";
 }

@@ -1,3 +1,5 @@
+import { concatBytes } from "./bytes";
+
 /**
  * One call in flight per destination; whatever arrives meanwhile goes in the next call.
  * At low load every item leaves at once, alone (no added latency); under load the calls
@@ -111,14 +113,5 @@ export function piecesOf(frames: Uint8Array[], maxBytes: number): Uint8Array[][]
  */
 export function joinedPieces(frames: Uint8Array[], maxBytes: number): Uint8Array[] {
   if (frames.length < 2 || maxBytes <= 0) return frames;
-  return piecesOf(frames, maxBytes).map((piece) => {
-    if (piece.length === 1) return piece[0]!;
-    const joined = new Uint8Array(piece.reduce((n, f) => n + f.byteLength, 0));
-    let at = 0;
-    for (const f of piece) {
-      joined.set(f, at);
-      at += f.byteLength;
-    }
-    return joined;
-  });
+  return piecesOf(frames, maxBytes).map((piece) => (piece.length === 1 ? piece[0]! : concatBytes(piece)));
 }

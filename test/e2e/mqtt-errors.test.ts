@@ -19,6 +19,7 @@ import {
   type Version,
 } from "./clients";
 import { encodePacket } from "../../core/mqtt/codec";
+import { concatBytes } from "../../core/util/bytes";
 
 const broker = useBroker();
 afterEach(closeAll);
@@ -197,12 +198,4 @@ describe("WebSocket handshake and CONNECT refusals", () => {
   });
 });
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);

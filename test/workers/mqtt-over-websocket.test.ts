@@ -29,6 +29,7 @@ import {
 import { SqlSessionStore } from "../../durable-objects/storage/sql-session-store";
 import { shardCountFromEnv, shardName } from "../../durable-objects/config";
 import { shardOfTopic } from "../../core/topics";
+import { concatBytes } from "../../core/util/bytes";
 
 
 function sessionStub(clientId: string) {
@@ -582,12 +583,4 @@ describe("WebSocket handshake", () => {
   });
 });
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);

@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import { decodePacket, encodePacket, splitFrames } from "../../core/mqtt/codec";
 import type { ConnectPacket, Packet } from "../../core/mqtt/packets";
 import { upgradeToMqtt } from "../../worker/routes/mqtt";
-import { droppableWhenBehind, FirstPacketReader } from "../../worker/relay-framing";
+import { FirstPacketReader, withoutDroppable } from "../../worker/relay-framing";
+import { concatBytes } from "../../core/util/bytes";
 import { relayMode } from "../../worker/relay";
 import type { Env } from "../../worker/env";
 
@@ -69,35 +70,47 @@ describe("FirstPacketReader: the bytes before the session is reached", () => {
   });
 });
 
-describe("droppableWhenBehind: what the relay may drop for a client that does not read", () => {
-  const publish = (qos: 0 | 1, version: 4 | 5, topic = "a/b", properties?: { topicAlias: number }): ArrayBuffer =>
-    buffer(
-      encodePacket(
-        { type: "publish", topic, payload: new Uint8Array([1, 2, 3]), qos, retain: false, dup: false, ...(qos > 0 && { packetId: 7 }), ...(properties && { properties }) },
-        version,
-      ),
+describe("withoutDroppable: what the relay still sends a client that does not read", () => {
+  const publish = (qos: 0 | 1, version: 4 | 5, topic = "a/b", properties?: { topicAlias: number }): Uint8Array =>
+    encodePacket(
+      { type: "publish", topic, payload: new Uint8Array([1, 2, 3]), qos, retain: false, dup: false, ...(qos > 0 && { packetId: 7 }), ...(properties && { properties }) },
+      version,
     );
+  const message = (...packets: Uint8Array[]): ArrayBuffer => buffer(concatBytes(packets));
+  const PINGRESP = new Uint8Array([0xd0, 0x00]);
+  const CONNACK = new Uint8Array([0x20, 0x02, 0x00, 0x00]);
 
-  it("one QoS 0 PUBLISH: yes (3.1.1 and 5.0)", () => {
-    expect(droppableWhenBehind(publish(0, 4), 4)).toBe(true);
-    expect(droppableWhenBehind(publish(0, 5), 5)).toBe(true);
+  it("one QoS 0 PUBLISH: dropped (3.1.1 and 5.0)", () => {
+    expect(withoutDroppable(message(publish(0, 4)), 4)).toEqual({ kept: undefined, dropped: 1 });
+    expect(withoutDroppable(message(publish(0, 5)), 5)).toEqual({ kept: undefined, dropped: 1 });
   });
 
-  it("QoS 1, or any other packet: no", () => {
-    expect(droppableWhenBehind(publish(1, 4), 4)).toBe(false);
-    expect(droppableWhenBehind(buffer([0xd0, 0x00]), 4)).toBe(false); // PINGRESP
-    expect(droppableWhenBehind(buffer([0x20, 0x02, 0x00, 0x00]), 4)).toBe(false); // CONNACK
-    expect(droppableWhenBehind("text", 4)).toBe(false);
+  it("QoS 1, or any other packet: kept, the very message", () => {
+    for (const [m, v] of [[message(publish(1, 4)), 4], [message(PINGRESP), 4], [message(CONNACK), 4]] as const) {
+      const out = withoutDroppable(m, v);
+      expect(out.dropped).toBe(0);
+      expect(out.kept).toBe(m);
+    }
+    expect(withoutDroppable("text", 4)).toEqual({ kept: "text", dropped: 0 });
   });
 
   it("5.0: not a PUBLISH that sets up a Topic Alias (it names the topic); one that only uses it, yes [MQTT-3.3.2-12]", () => {
-    expect(droppableWhenBehind(publish(0, 5, "a/b", { topicAlias: 3 }), 5)).toBe(false);
-    expect(droppableWhenBehind(publish(0, 5, "", { topicAlias: 3 }), 5)).toBe(true);
+    expect(withoutDroppable(message(publish(0, 5, "a/b", { topicAlias: 3 })), 5).dropped).toBe(0);
+    expect(withoutDroppable(message(publish(0, 5, "", { topicAlias: 3 })), 5).dropped).toBe(1);
   });
 
-  it("a message holding more than one packet: no", () => {
-    const two = new Uint8Array([...new Uint8Array(publish(0, 4)), ...new Uint8Array(publish(0, 4))]);
-    expect(droppableWhenBehind(buffer(two), 4)).toBe(false);
+  it("several packets in a message (PACKETS_PER_MESSAGE_BYTES): the QoS 0 PUBLISHes go, the rest stays, in order", () => {
+    const q1 = publish(1, 5, "keep/1");
+    const alias = publish(0, 5, "keep/alias", { topicAlias: 2 });
+    const out = withoutDroppable(message(publish(0, 5), q1, publish(0, 5, "x"), PINGRESP, alias, publish(0, 5, "", { topicAlias: 2 })), 5);
+    expect(out.dropped).toBe(3);
+    expect([...(out.kept as Uint8Array)]).toEqual([...concatBytes([q1, PINGRESP, alias])]);
+    expect(withoutDroppable(message(publish(0, 4), publish(0, 4, "c/d")), 4)).toEqual({ kept: undefined, dropped: 2 });
+  });
+
+  it("bytes that are not whole packets go as they are", () => {
+    const cut = message(publish(0, 4), publish(0, 4).subarray(0, 3));
+    expect(withoutDroppable(cut, 4)).toEqual({ kept: cut, dropped: 0 });
   });
 });
 

@@ -6,16 +6,9 @@ import { encodePacket, splitFrames } from "../../../core/mqtt/codec/index.js";
 import type { Packet } from "../../../core/mqtt/packets.js";
 import { Prng } from "./prng.js";
 import { expectPacket, hex, mustDecode } from "./vectors.js";
+import { concatBytes } from "../../../core/util/bytes.js";
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+const concat = (parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 function fill(n: number, seed: number): Uint8Array {
   return new Prng(seed).bytes(n);
