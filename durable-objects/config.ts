@@ -48,7 +48,7 @@ export function qos1StoreDelayMsFromEnv(env: Pick<Env, "QOS1_STORE_DELAY_MS">): 
 }
 
 /** The default of PACKETS_PER_MESSAGE_BYTES (docs/architecture.md, "Packets per WebSocket message"). */
-export const DEFAULT_PACKETS_PER_MESSAGE_BYTES = 16_384;
+export const DEFAULT_PACKETS_PER_MESSAGE_BYTES = 8_192;
 
 /**
  * How many bytes of MQTT packets the broker puts in one WebSocket message to a client, from

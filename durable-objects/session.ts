@@ -681,7 +681,7 @@ export class SessionDO extends DurableObject<Env> {
     if (!link) return;
     if (link.kind === "local") {
       const ws = this.#localSocket(link.linkId);
-      if (ws) sendPackets(ws, frames);
+      if (ws) sendPackets(ws, frames, this.#session.record?.connection?.maximumPacketSize);
       return;
     }
     this.#outboxFor(link.linkId).frames.push(...frames);

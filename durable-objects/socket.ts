@@ -349,12 +349,14 @@ export function safeSend(ws: WebSocket, frames: Uint8Array[]): boolean {
 /**
  * MQTT packets to a client, several to a WebSocket message up to PACKETS_PER_MESSAGE_BYTES: a
  * single WebSocket data frame can contain multiple MQTT Control Packets and the receiver must
- * not assume they are aligned on frame boundaries [MQTT-6.0.0-2]. Each message costs the
- * runtime objects that only a full garbage collection frees (docs/architecture.md, "Packets per
- * WebSocket message"), so a batch of deliveries goes as one.
+ * not assume they are aligned on frame boundaries [MQTT-6.0.0-2]. Each `send()` costs the
+ * runtime far more than its bytes (docs/architecture.md, "Packets per WebSocket message"), so a
+ * batch of deliveries goes as one. `clientMaximum`, a 5.0 client's Maximum Packet Size, caps a
+ * joined message too: a client that asks for small packets may buffer a whole message.
  */
-export function sendPackets(ws: WebSocket, frames: Uint8Array[]): boolean {
-  return safeSend(ws, joinedPieces(frames, (packetsPerMessageBytes ??= packetsPerMessageBytesFromEnv(env))));
+export function sendPackets(ws: WebSocket, frames: Uint8Array[], clientMaximum = Number.POSITIVE_INFINITY): boolean {
+  const configured = (packetsPerMessageBytes ??= packetsPerMessageBytesFromEnv(env));
+  return safeSend(ws, joinedPieces(frames, Math.min(configured, clientMaximum)));
 }
 
 let packetsPerMessageBytes: number | undefined;

@@ -1,7 +1,7 @@
 // Several MQTT packets to a WebSocket message (docs/architecture.md, "Packets per WebSocket
 // message"): packets that leave the broker together share a message up to
-// PACKETS_PER_MESSAGE_BYTES, as MQTT over WebSocket allows [MQTT-6.0.0-2]; a larger packet goes
-// alone; 0 sends one packet per message. A raw client counts the messages and the packets
+// PACKETS_PER_MESSAGE_BYTES (and a 5.0 client's Maximum Packet Size), as MQTT over WebSocket
+// allows [MQTT-6.0.0-2]; a larger packet goes alone; 0 sends one packet per message. A raw client counts the messages and the packets
 // each completed; MQTT.js reads the same stream as a user's client would.
 import { afterEach, describe, expect, it } from "vitest";
 import { useBroker } from "./broker";
@@ -16,7 +16,7 @@ async function retainTopics(url: string, base: string, count: number, bytes: num
   await pub.end();
 }
 
-describe("packets per WebSocket message, default (16 KiB)", () => {
+describe("packets per WebSocket message, default (8 KiB)", () => {
   const broker = useBroker({ vars: { MAX_PUBLISH_RATE: "0" } });
 
   it("the retained answer to a SUBSCRIBE comes as whole packets, several to a message", async () => {
@@ -33,9 +33,9 @@ describe("packets per WebSocket message, default (16 KiB)", () => {
     expect(raw.messages.length, JSON.stringify(raw.messages)).toBeLessThan(packets / 2);
   });
 
-  it("a message holds at most 16 KiB of packets; a larger packet goes alone", async () => {
+  it("a message holds at most 8 KiB of packets; a larger packet goes alone", async () => {
     const base = topicBase("ppm-big");
-    await retainTopics(broker().url, base, 6, 6_000); // two to a message
+    await retainTopics(broker().url, base, 6, 3_000); // two to a message
     const pub = await connect(broker().url, { version: 5, route: "fast", label: "big" });
     await pub.publish(`${base}/huge`, Buffer.alloc(40_000, 65), { qos: 1, retain: true });
     await pub.end();
@@ -45,9 +45,21 @@ describe("packets per WebSocket message, default (16 KiB)", () => {
     await raw.waitForPacket((p) => p.type === "publish" && p.topic === `${base}/huge`);
     await raw.waitForPacket((p) => raw.packets.filter((q) => q.type === "publish").length === 7 && p.type === "publish");
     const after = raw.messages.slice(connackMessages);
-    for (const m of after) expect(m.packets === 1 || m.bytes <= 16_384, JSON.stringify(after)).toBe(true);
+    for (const m of after) expect(m.packets === 1 || m.bytes <= 8_192, JSON.stringify(after)).toBe(true);
     expect(after.some((m) => m.packets > 1)).toBe(true);
     expect(after.some((m) => m.bytes > 40_000 && m.packets === 1)).toBe(true);
+  });
+
+  it("5.0: never more in a message than the client's Maximum Packet Size", async () => {
+    const base = topicBase("ppm-max");
+    await retainTopics(broker().url, base, 40, 100);
+    const raw = await rawSession(broker().url, { version: 5, clientId: uid("ppm-max"), properties: { maximumPacketSize: 512 } });
+    const connackMessages = raw.messages.length;
+    raw.send({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter: `${base}/#`, qos: 0 }] });
+    await raw.waitForPacket((p) => raw.packets.filter((q) => q.type === "publish").length === 40 && p.type === "publish");
+    const after = raw.messages.slice(connackMessages);
+    expect(after.every((m) => m.bytes <= 512), JSON.stringify(after)).toBe(true);
+    expect(after.some((m) => m.packets > 1)).toBe(true);
   });
 
   it("MQTT.js (5.0 and 3.1.1, both routes) reads a batch of deliveries as the messages they are", async () => {
