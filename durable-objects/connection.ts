@@ -245,15 +245,16 @@ export class ConnectionDO extends DurableObject<Env> {
   }
 
   /**
-   * Packets from the session for the client; `close` ends the connection after them. Answers
+   * Packets from the session for the client (several to a WebSocket message, at most
+   * `clientMaximum` bytes: sendPackets); `close` ends the connection after them. Answers
    * with the bytes the socket holds not yet written to the network, which the session uses
    * to drop QoS 0 to a client that does not keep up.
    */
-  async toClient(frames: Uint8Array[], close?: number): Promise<{ buffered: number }> {
+  async toClient(frames: Uint8Array[], close?: number, clientMaximum?: number): Promise<{ buffered: number }> {
     this.#meter.count("requests");
     const ws = this.ctx.getWebSockets(CLIENT_TAG)[0];
     if (!ws) return { buffered: 0 };
-    sendPackets(ws, frames);
+    sendPackets(ws, frames, clientMaximum);
     const sent = frames.length > 0 && (readState(ws) as RelayState | undefined);
     if (sent && !sent.connackSent) {
       sent.connackSent = true; // the session's first packet to a client is its CONNACK

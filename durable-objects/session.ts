@@ -735,6 +735,7 @@ export class SessionDO extends DurableObject<Env> {
           const { buffered } = await stub.toClient(
             items.flatMap((i) => i.frames),
             closing,
+            this.#session.record?.connection?.maximumPacketSize,
           );
           if (this.#currentLink()?.linkId === linkId) this.#remoteBuffered = buffered;
           return items.map(() => undefined);
