@@ -1,6 +1,6 @@
 // The Worker relay's view of MQTT bytes (worker/relay.ts): it frames only the first packet,
-// which must be CONNECT, and after that looks at a packet's fixed header only to drop QoS 0
-// to a client that does not read. No Workers API here: tested in the Workers pool as a unit.
+// which must be CONNECT, and after that frames what the session sends only to take QoS 0
+// out for a client that does not read. No Workers API here: tested in the Workers pool as a unit.
 import { decodePacket, packetLength, splitFrames } from "../core/mqtt/codec";
 import { concatBytes } from "../core/util/bytes";
 

@@ -8,7 +8,6 @@ import { Prng } from "./prng.js";
 import { expectPacket, hex, mustDecode } from "./vectors.js";
 import { concatBytes } from "../../../core/util/bytes.js";
 
-const concat = (parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 function fill(n: number, seed: number): Uint8Array {
   return new Prng(seed).bytes(n);
@@ -65,7 +64,7 @@ const small: [Packet, 4 | 5][] = [
   [{ type: "disconnect" }, 5],
 ];
 const smallFrames = small.map(([p, v]) => encodePacket(p, v));
-const smallStream = concat(smallFrames);
+const smallStream = concatBytes(smallFrames);
 
 function expectSmall(frames: Uint8Array[]): void {
   expect(frames.map(hex)).toEqual(smallFrames.map(hex));
@@ -152,7 +151,7 @@ describe("splitFrames on large packets (3- and 4-byte Remaining Length)", () => 
     encodePacket(p2m, 4),
     encodePacket({ type: "pingresp" }, 4),
   ];
-  const stream = concat(frames);
+  const stream = concatBytes(frames);
   const lengths = frames.map((f) => f.length);
 
   function expectBig(got: Uint8Array[]): void {
