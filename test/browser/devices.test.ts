@@ -16,7 +16,11 @@ async function loggedIn(): Promise<void> {
   if (!(await page.getByTestId("nav").isVisible().catch(() => false))) await login();
 }
 
-/** Clicks `refresh` until `check` holds (presence reaches D1 in batches); fails after 15 s. */
+/**
+ * Clicks `refresh` until `check` holds (presence reaches D1 in batches); fails after 15 s.
+ * `check` must answer at once (count a locator): a Playwright read of an element that is not
+ * there yet waits for it, 30 s, without the refresh that would bring it.
+ */
 async function until(page: Page, refresh: string, check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (!(await check())) {
@@ -41,7 +45,8 @@ describe("devices page", () => {
     await open("#/devices");
     await page.getByTestId("devices-prefix").fill(id);
     const row = page.locator(`[data-testid=device-row][data-id="${id}"]`);
-    await until(page, "devices-refresh", async () => (await row.getAttribute("data-online").catch(() => null)) === "true", `${id} is online in the list`);
+    const rowOnline = (online: boolean) => async () => (await page.locator(`[data-testid=device-row][data-id="${id}"][data-online="${online}"]`).count()) > 0;
+    await until(page, "devices-refresh", rowOnline(true), `${id} is online in the list`);
     expect(await row.getByTestId("device-status").textContent()).toBe("online");
     expect(await row.locator("td").nth(2).textContent()).toBe("mqtt");
     expect(await row.locator("td").nth(8).textContent()).toBe("5.0");
@@ -55,7 +60,7 @@ describe("devices page", () => {
     await row.waitFor();
 
     await dev.end();
-    await until(page, "devices-refresh", async () => (await row.getAttribute("data-online")) === "false", `${id} is offline in the list`);
+    await until(page, "devices-refresh", rowOnline(false), `${id} is offline in the list`);
     expect(await row.getByTestId("device-status").textContent()).toBe("offline");
     expect(await row.getByTestId("device-reason").textContent()).toContain("normal");
   });
@@ -81,7 +86,8 @@ describe("devices page", () => {
     await session.waitFor();
     expect(await session.textContent()).toContain("yes (/mqtt)");
     expect(await page.getByTestId("device-subscriptions").textContent()).toContain(`devices/${id}/cmd`);
-    await until(page, "device-refresh", async () => (await page.getByTestId("device-online").textContent().catch(() => "")) === "online", "the record says online");
+    const online = page.locator("[data-testid=device-online]", { hasText: /^online$/ });
+    await until(page, "device-refresh", async () => (await online.count()) > 0, "the record says online");
     await shot("device");
 
     // Disconnect: confirmed, the client gets DISCONNECT 0x98, the session stays.
