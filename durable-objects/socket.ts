@@ -359,6 +359,7 @@ export function sendPackets(ws: WebSocket, frames: Uint8Array[], clientMaximum =
   return safeSend(ws, joinedPieces(frames, Math.min(configured, clientMaximum)));
 }
 
+/** PACKETS_PER_MESSAGE_BYTES, read once per isolate (vars do not change while it lives). */
 let packetsPerMessageBytes: number | undefined;
 
 /**

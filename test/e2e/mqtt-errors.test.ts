@@ -142,13 +142,13 @@ describe.each(VERSION_ROUTES)("framing over WebSocket (v%i, %s) [MQTT-6.0.0-2]",
     const publish = encodePacket({ type: "publish", topic, payload: big, qos: 1, retain: false, dup: false, packetId: 2 }, version);
     const ping = encodePacket({ type: "pingreq" }, version);
     // SUBSCRIBE + PINGREQ together in one message.
-    raw.send(concat(subscribe, ping));
+    raw.send(concatBytes([subscribe, ping]));
     await raw.waitForType("suback");
     await raw.waitForType("pingresp");
     // A 5 KB PUBLISH in three uneven pieces, the last one packed with a PINGREQ.
     raw.send(publish.subarray(0, 3));
     raw.send(publish.subarray(3, 2_100));
-    raw.send(concat(publish.subarray(2_100), ping));
+    raw.send(concatBytes([publish.subarray(2_100), ping]));
     const puback = await raw.waitForType("puback");
     expect(puback.packetId).toBe(2);
     const echoed = await raw.waitForType("publish");
@@ -197,5 +197,3 @@ describe("WebSocket handshake and CONNECT refusals", () => {
     ws.close();
   });
 });
-
-const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);

@@ -1,8 +1,9 @@
 // Several MQTT packets to a WebSocket message (docs/architecture.md, "Packets per WebSocket
 // message"): packets that leave the broker together share a message up to
 // PACKETS_PER_MESSAGE_BYTES (and a 5.0 client's Maximum Packet Size), as MQTT over WebSocket
-// allows [MQTT-6.0.0-2]; a larger packet goes alone; 0 sends one packet per message. A raw client counts the messages and the packets
-// each completed; MQTT.js reads the same stream as a user's client would.
+// allows [MQTT-6.0.0-2]; a larger packet goes alone; 0 sends one packet per message. A raw
+// client counts the messages and the packets each completed; MQTT.js reads the same stream as
+// a user's client would.
 import { afterEach, describe, expect, it } from "vitest";
 import { useBroker } from "./broker";
 import { closeAll, connect, rawSession, topicBase, uid } from "./clients";

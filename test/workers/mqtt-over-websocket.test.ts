@@ -31,7 +31,6 @@ import { shardCountFromEnv, shardName } from "../../durable-objects/config";
 import { shardOfTopic } from "../../core/topics";
 import { concatBytes } from "../../core/util/bytes";
 
-
 function sessionStub(clientId: string) {
   return env.SESSIONS.get(env.SESSIONS.idFromName(clientId));
 }
@@ -374,16 +373,16 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     const client = await socketClient(route, v, id);
     const connect = encodePacket(connectPacket(v, id), v);
     const sub = encodePacket({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter: topic, qos: 1 }] }, v);
-    client.sendBytes(concat(connect, sub, encodePacket({ type: "pingreq" }, v)));
+    client.sendBytes(concatBytes([connect, sub, encodePacket({ type: "pingreq" }, v)]));
     await client.next("connack");
     await client.nextUnordered(["suback", "pingresp"]);
 
-    const batch = concat(
+    const batch = concatBytes([
       encodePacket(publish(topic, "a", 1, 11), v),
       encodePacket(publish(topic, "b", 1, 12), v),
       encodePacket({ type: "pingreq" }, v),
       encodePacket(publish(topic, "c", 1, 13), v),
-    );
+    ]);
     // Cut in 5-byte pieces: packet boundaries fall inside messages.
     for (let i = 0; i < batch.length; i += 5) client.sendBytes(batch.subarray(i, i + 5));
     const got = await client.nextUnordered(["puback", "puback", "puback", "publish", "publish", "publish", "pingresp"]);
@@ -412,7 +411,7 @@ describe.each(COMBINATIONS)("%s", (_name, route, v) => {
     await client.next("pingresp");
     // With nothing before them, PINGREQs are answered at once, also several in one message.
     client.send({ type: "pingreq" });
-    client.sendBytes(concat(encodePacket({ type: "pingreq" }, v), encodePacket({ type: "pingreq" }, v)));
+    client.sendBytes(concatBytes([encodePacket({ type: "pingreq" }, v), encodePacket({ type: "pingreq" }, v)]));
     for (let i = 0; i < 3; i++) await client.next("pingresp");
     await client.expectSilence(50);
     client.close();
@@ -582,5 +581,3 @@ describe("WebSocket handshake", () => {
     client.close();
   });
 });
-
-const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);

@@ -8,7 +8,6 @@ import { Prng } from "./prng.js";
 import { expectPacket, hex, mustDecode } from "./vectors.js";
 import { concatBytes } from "../../../core/util/bytes.js";
 
-
 function fill(n: number, seed: number): Uint8Array {
   return new Prng(seed).bytes(n);
 }
